@@ -1,0 +1,76 @@
+"""``mtl-perception bench TARGET``: speed measurements written as JSON.
+
+Targets register under the ``mtl_perception.benchmarks`` entry-point group. Each returns a
+JSON-serialisable dict; this module adds the machine facts and writes it, so every benchmark
+file says where it was measured. Targets are measurements, never pass/fail tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+from mtl_perception.command import Command
+from mtl_perception.io_utils import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark target: its help line, its arguments and the measurement itself."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], dict[str, Any]]
+
+
+def machine_facts() -> dict[str, Any]:
+    """Where a number was measured: CPU, cores, Python, torch and GPU when present."""
+    facts: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    try:
+        import torch
+
+        facts["torch"] = torch.__version__
+        facts["torch_threads"] = torch.get_num_threads()
+        facts["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    return facts
+
+
+def _benchmarks() -> dict:
+    return {ep.name: ep for ep in entry_points(group="mtl_perception.benchmarks")}
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="target", metavar="TARGET")
+    sub.required = True
+    for name, ep in sorted(_benchmarks().items()):
+        bench: Benchmark = ep.load()
+        p = sub.add_parser(name, help=bench.help, description=bench.help)
+        p.add_argument("--json", type=Path, default=None, help="write the results here (default: bench/<target>.json)")
+        bench.add_arguments(p)
+        p.set_defaults(_bench=bench)
+
+
+def _run(args: argparse.Namespace) -> int:
+    results = {"target": args.target, "machine": machine_facts(), **args._bench.run(args)}
+    out = args.json or Path("bench") / f"{args.target}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+COMMAND = Command(help="measure speed (data, synth, train, grouping, inference, node)", add_arguments=_add_arguments, run=_run)

@@ -1,0 +1,1 @@
+"""Data: Cityscapes labels, the Cityscapes-layout dataset reader, synthetic street scenes."""

@@ -1,0 +1,1 @@
+"""Post-processing of network outputs: instance grouping, depth conversion, colour maps."""

@@ -1,0 +1,51 @@
+"""Disparity -> metric depth (REP 118 conventions) and the colour maps used for RViz."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mtl_perception.data.labels import PALETTE, SKY_TRAIN_ID
+from mtl_perception.postprocess.colormap import colorize_depth, colorize_instances, colorize_semantic
+from mtl_perception.postprocess.depth import disparity_to_depth
+
+
+def test_depth_is_fx_times_baseline_over_disparity():
+    disparity = torch.tensor([[10.0, 2.0], [0.5, 40.0]])
+    depth = disparity_to_depth(disparity, fx=500.0, baseline=0.2)
+    assert torch.allclose(depth, 100.0 / disparity)
+
+
+def test_sky_is_inf_and_tiny_or_bad_disparity_is_nan():
+    disparity = torch.tensor([[0.0, 0.01, float("nan"), 5.0]])
+    sky = torch.tensor([[True, False, False, False]])
+    depth = disparity_to_depth(disparity, fx=100.0, baseline=0.5, sky_mask=sky, min_disparity=0.05)
+    assert math.isinf(depth[0, 0]) and depth[0, 0] > 0
+    assert math.isnan(depth[0, 1]) and math.isnan(depth[0, 2])
+    assert depth[0, 3].item() == 10.0
+
+
+def test_semantic_colours_follow_cityscapes_palette_and_blend():
+    ids = torch.tensor([[0, SKY_TRAIN_ID], [255, 13]], dtype=torch.uint8)
+    color = colorize_semantic(ids)
+    assert color.dtype == torch.uint8 and color.shape == (2, 2, 3)
+    assert color[0, 1].tolist() == PALETTE[SKY_TRAIN_ID].tolist()
+    assert color[1, 0].tolist() == [0, 0, 0]
+    white = torch.full((2, 2, 3), 255, dtype=torch.uint8)
+    blended = colorize_semantic(ids, white, alpha=0.5)
+    assert blended[1, 0].tolist() == [128, 128, 128]
+
+
+def test_instance_colours_black_background_and_distinct_ids():
+    ids = torch.arange(0, 5000, dtype=torch.int32).reshape(50, 100)
+    color = colorize_instances(ids)
+    assert color[0, 0].tolist() == [0, 0, 0]
+    assert (color.reshape(-1, 3)[1:] > 0).any(dim=1).all()
+    assert color[0, 1].tolist() != color[0, 2].tolist()
+
+
+def test_depth_colours_near_differs_from_far_and_unknown_is_black():
+    depth = torch.tensor([[1.0, 80.0, float("nan"), float("inf")]])
+    color = colorize_depth(depth)
+    assert color[0, 0].tolist() != color[0, 1].tolist()
+    assert color[0, 2].tolist() == [0, 0, 0] and color[0, 3].tolist() == [0, 0, 0]

@@ -1,0 +1,1 @@
+"""Offline half: losses, task weighting, trainer, export and the paper's experiments."""
