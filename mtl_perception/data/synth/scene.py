@@ -522,7 +522,7 @@ class StreetBuilder:
                 velocity = (walk_speed * (1 if right else -1), 0.0)
                 if self._claim(x - 0.35, x + 0.35, z - 0.35, z + 0.35, velocity):
                     self._person(look, x, z, 0.0, velocity)
-            if rng.random() < 0.2:
+            if rng.random() < 0.2 and x1 - x0 > 4:  # a crossing cyclist needs a road wide enough
                 forward = 1 if rng.random() < 0.5 else -1
                 self._cyclist(float(rng.uniform(x0 + 1, x1 - 3)), float(np.mean(self.crossing)), False, False, forward, (forward * 0.15, 0.0))
 
