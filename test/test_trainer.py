@@ -1,0 +1,320 @@
+"""The trainer: it learns, resumes exactly, stops cleanly, refuses NaN, and matches itself under DDP.
+
+Every run is tiny (ResNet-18 with 32-channel heads, 32x64 images, a few steps, no DataLoader
+workers) on the session's synthetic dataset, and uses deterministic kernels so that
+"the same weights" can mean ``torch.equal``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mtl_perception.cli import main
+from mtl_perception.config import apply_overrides, load_config
+from mtl_perception.errors import ConfigError
+from mtl_perception.model.checkpoint import load_model
+from training import checkpoint_io, trainer as trainer_module
+from training.optim import build_optimizer
+from training.schedule import build_poly_schedule
+from training.train_config import resolve_train_config
+from training.trainer import Trainer, TrainingDiverged
+from training.weighting import build_weighting
+
+REPO = Path(__file__).resolve().parents[1]
+TASKS = ("semantic", "instance", "depth")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on the shared 2-core CI machine OpenMP's spinning threads make
+    contended runs several times slower than a single thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(root: Path, *overrides: str) -> dict:
+    cfg = {
+        "data": {
+            "root": str(root),
+            "height": 32,
+            "width": 64,
+            "workers": 0,
+            "batch_size": 4,
+            "augment": {"scale": [0.8, 1.2], "flip": True, "color_jitter": 0.2},
+        },
+        "model": {
+            "backbone": "resnet18",
+            "output_stride": 16,
+            "aspp_channels": 32,
+            "decoder_channels": 32,
+            "disparity_bias": 2.0,
+        },
+        "weighting": {"method": "uncertainty", "form": "paper", "lr": 0.1},
+        "optim": {"name": "adam", "lr": 1e-3, "steps": 40},
+        "train": {"log_every": 5, "val_every": 20, "ckpt_every": 10, "deterministic": True, "device": "cpu"},
+    }
+    return apply_overrides(cfg, overrides)
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def fit(cfg: dict, out: Path, **kwargs):
+    return Trainer(resolve_train_config(cfg), out, **kwargs).fit()
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ---------------------------------------------------------------------------------- learning
+def test_training_lowers_every_task_loss_and_learns_a_weight_per_task(synth_root, tmp_path):
+    out = tmp_path / "run"
+    result = fit(tiny_config(synth_root), out)
+    assert result.step == 40
+
+    rows = read_csv(out / "train.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, 41))
+    for task in TASKS:
+        first = sum(float(r[f"loss_{task}"]) for r in rows[:8]) / 8
+        last = sum(float(r[f"loss_{task}"]) for r in rows[-8:]) / 8
+        assert last < first, f"{task} loss did not go down: {first:.4f} -> {last:.4f}"
+    # Learned log-variances part ways: tasks of different scale get different weights.
+    s = {t: float(rows[-1][f"s_{t}"]) for t in TASKS}
+    assert min(abs(s[a] - s[b]) for a, b in [("semantic", "instance"), ("semantic", "depth"), ("instance", "depth")]) > 0.1, s
+    for t in TASKS:  # the logged effective weight is the factor in front of the loss
+        factor = 1.0 if t == "semantic" else 0.5
+        assert float(rows[-1][f"w_{t}"]) == pytest.approx(factor * torch.exp(torch.tensor(-s[t])).item(), rel=1e-5)
+    assert {"lr", "loss", "images_per_s", "epoch"} <= rows[0].keys()
+    assert float(rows[-1]["lr"]) < float(rows[0]["lr"])  # poly decay
+
+    val = read_csv(out / "val.csv")
+    assert [int(r["step"]) for r in val] == [20, 40]
+    assert {"miou", "instance_err_px", "disparity_err_px", "disparity_rmse_px", "iou_road"} <= val[0].keys()
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+
+    # best.pt and last.pt rebuild the model from the file alone; the checkpoint loads weights-only.
+    best = checkpoint_io.load_checkpoint(out / "best.pt")
+    assert best["best"]["metric"] == "miou" and best["step"] in (20, 40)
+    model, config = load_model(out / "last.pt")
+    assert config["model"]["aspp_channels"] == 32 and model.tasks == TASKS
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["step"] == 40 and len(last["rng"]) == 1
+
+
+# ------------------------------------------------------------------------------------ resume
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(synth_root, tmp_path):
+    # Batch 2 of 8 images: 4 steps per epoch, so stopping after step 3 resumes mid-epoch.
+    cfg = tiny_config(synth_root, "data.batch_size=2", "optim.steps=6", "train.val_every=0", "train.ckpt_every=100")
+    fit(cfg, tmp_path / "straight")
+    paused = fit(cfg, tmp_path / "resumed", stop_after=3)
+    assert paused.step == 3
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["step"] == 3
+    fit(cfg, tmp_path / "resumed", resume=True)
+
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 6
+    assert_same_state(a["model"], b["model"])
+    assert_same_state(a["weighting"], b["weighting"])
+    # The resumed log holds each step once, with the uninterrupted run's losses.
+    def logged(run: str) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if k != "images_per_s"} for r in read_csv(tmp_path / run / "train.csv")]
+
+    assert logged("resumed") == logged("straight")
+
+
+def test_resume_refuses_a_changed_config(synth_root, tmp_path):
+    cfg = tiny_config(synth_root, "optim.steps=2", "train.val_every=0")
+    fit(cfg, tmp_path / "run", stop_after=1)
+    with pytest.raises(ConfigError, match="optim.lr"):
+        fit(apply_overrides(cfg, ["optim.lr=0.5"]), tmp_path / "run", resume=True)
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    state = checkpoint_io.capture_rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    checkpoint_io.save_checkpoint(tmp_path / "c.pt", {"model": {}, "config": {}, "rng": [state]})
+    random.random(), np.random.rand(), torch.rand(3)  # move every generator on
+    checkpoint_io.restore_rng_state(checkpoint_io.load_checkpoint(tmp_path / "c.pt")["rng"][0])
+    again = (random.random(), np.random.rand(), torch.rand(3))
+    assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
+
+
+# ------------------------------------------------------------------------ stopping and NaN
+def test_sigterm_saves_last_checkpoint_and_exits_143(synth_root, tmp_path):
+    cfg = tiny_config(synth_root, "optim.steps=10000", "train.val_every=0", "train.ckpt_every=10000")
+    config = write_config(tmp_path / "cfg.yaml", cfg)
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mtl_perception.cli", "train", "--config", str(config), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "train.csv").is_file() and len(read_csv(out / "train.csv")) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "stopped by SIGTERM" in err and "--resume" in err
+    step = torch.load(out / "last.pt", weights_only=True)["step"]
+    assert step == len(read_csv(out / "train.csv")) >= 2
+    # The run continues from there, its config taken from the checkpoint.
+    assert main(["train", "--resume", "--out", str(out), "--stop-after", str(step + 1)]) == 0
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == step + 1
+
+
+def test_nan_loss_stops_and_leaves_the_last_good_checkpoint(synth_root, tmp_path, monkeypatch, capsys):
+    calls = {"n": 0}
+    real_losses = trainer_module.task_losses
+
+    def losses_nan_at_step_4(outputs, batch, tasks):
+        calls["n"] += 1
+        losses = real_losses(outputs, batch, tasks)
+        if calls["n"] == 4:
+            losses["depth"] = losses["depth"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(trainer_module, "task_losses", losses_nan_at_step_4)
+    cfg = tiny_config(synth_root, "optim.steps=10", "train.val_every=0", "train.ckpt_every=2")
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"not finite at step 4 .*last\.pt \(step 2\)"):
+        fit(cfg, out)
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["step"] == 2 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+    # Through the command: one line on stderr, exit status 2.
+    calls["n"] = 0
+    config = write_config(tmp_path / "cfg.yaml", cfg)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "cli")]) == 2
+    err_lines = [l for l in capsys.readouterr().err.splitlines() if "error:" in l]
+    assert len(err_lines) == 1 and "not finite" in err_lines[0]
+
+
+# --------------------------------------------------------------------------------------- DDP
+# Dropout draws differ between one process with batch B and two with B/2, so both runs turn it
+# off; everything else (sampler sharding, synchronised BatchNorm, gradient averaging, the
+# masked-mean rescaling, rank-0 checkpoints) is the trainer's own code path.
+_NO_DROPOUT_MAIN = """
+import sys, torch
+torch.nn.Dropout.forward = lambda self, x: x
+from mtl_perception.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_two_cpu_processes_match_one_process_on_the_same_global_batch(synth_root, tmp_path, monkeypatch):
+    cfg = tiny_config(
+        synth_root, "optim.name=sgd", "optim.lr=0.002", "weighting.lr=null", "optim.steps=3", "data.augment=null",
+        "train.val_every=3",
+    )  # a small step: float rounding differences (~1e-6) stay that size instead of being amplified
+    script = tmp_path / "train_no_dropout.py"
+    script.write_text(_NO_DROPOUT_MAIN)
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+         "train", "--config", str(write_config(tmp_path / "cfg.yaml", cfg)), "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO, timeout=120,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
+    fit(cfg, tmp_path / "one")
+
+    a = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 3 and len(b["rng"]) == 2
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, atol=1e-4, rtol=0, msg=lambda m, key=key: f"{key}: {m}")
+    for key, value in a["weighting"].items():
+        torch.testing.assert_close(b["weighting"][key], value, atol=1e-6, rtol=0)
+    # Validation is sharded over the processes and summed: the same metrics.
+    assert b["metrics"]["miou"] == pytest.approx(a["metrics"]["miou"], abs=1e-4)
+    assert b["metrics"]["disparity_err_px"] == pytest.approx(a["metrics"]["disparity_err_px"], rel=1e-4)
+
+
+# ------------------------------------------------------------------- optimiser and schedule
+def test_poly_schedule_and_parameter_groups():
+    from mtl_perception.model import build_model
+
+    model = build_model({"backbone": "resnet18", "output_stride": 16, "aspp_channels": 8, "decoder_channels": 8})
+    weighting = build_weighting({"method": "uncertainty", "lr": 0.05}, model.tasks)
+    opt = build_optimizer({"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}, model, weighting)
+    groups = {g.get("name", "weighting"): g for g in opt.param_groups}
+    assert groups["network"]["weight_decay"] == 1e-4
+    assert groups["network_no_decay"]["weight_decay"] == 0.0 and all(p.ndim <= 1 for p in groups["network_no_decay"]["params"])
+    assert groups["weighting"]["weight_decay"] == 0.0 and groups["weighting"]["lr"] == 0.05
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters())) + 3
+
+    sched = build_poly_schedule(opt, steps=10, power=0.9)
+    for step in range(1, 6):
+        opt.step()
+        sched.step()
+        assert groups["network"]["lr"] == pytest.approx(0.1 * (1 - step / 10) ** 0.9)
+        assert groups["weighting"]["lr"] == pytest.approx(0.05 * (1 - step / 10) ** 0.9)
+
+
+# ------------------------------------------------------------------------ configs and CLI
+def test_shipped_configs_resolve():
+    synthetic = resolve_train_config(load_config(REPO / "config/train/synthetic.yaml"))
+    assert synthetic["model"]["backbone"] == "resnet18" and synthetic["model"]["output_stride"] == 16
+    assert (synthetic["data"]["height"], synthetic["data"]["width"]) == (128, 256)
+    assert synthetic["optim"]["name"] == "adam" and synthetic["weighting"]["method"] == "uncertainty"
+    paper = resolve_train_config(load_config(REPO / "config/train/tiny_cityscapes.yaml"))
+    assert paper["model"]["backbone"] == "resnet101" and paper["model"]["output_stride"] == 8
+    assert (paper["data"]["height"], paper["data"]["width"]) == (128, 256)
+    assert paper["optim"]["steps"] == 50000 and paper["optim"]["name"] == "sgd"
+    assert paper["weighting"] == {"method": "uncertainty", "form": "paper", "init": 0.0}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config", "does/not/exist.yaml", "--out", "{out}"], "config file not found"),
+        (["--config", "{cfg}", "--set", "optim.lr", "--out", "{out}"], "key=value"),
+        (["--config", "{cfg}", "--set", "train.colour=red", "--out", "{out}"], "train: unknown key"),
+        (["--config", "{cfg}", "--set", "optim.lr=-1", "--out", "{out}"], "optim.lr must be"),
+        (["--config", "{cfg}", "--set", "model.backbone=resnet7", "--out", "{out}"], "model.backbone"),
+        (["--config", "{cfg}", "--set", "data.augment.rotate=5", "--out", "{out}"], "augment: unknown key"),
+        (["--config", "{cfg}", "--set", "weighting.intit=1", "--out", "{out}"], "weighting"),
+        (["--config", "{cfg}", "--set", "data.root=/no/such/dir", "--out", "{out}"], "/no/such/dir"),
+        (["--config", "{cfg}", "--resume", "--out", "{out}"], "no checkpoint to resume"),
+        (["--resume"], "--resume without --config needs --out"),
+    ],
+)
+def test_cli_mistakes_exit_2_with_one_line(args, message, tmp_path, capsys):
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_config(tmp_path))
+    args = [a.format(cfg=cfg, out=tmp_path / "run") for a in args]
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mtl-perception train: error:") and message in err[0], err
