@@ -25,14 +25,24 @@ ROS_WHEELS = [
 # Sub-commands of `mtl-perception`, discovered through this entry-point group so that the
 # runtime package never imports `training` (data flows one way: training -> mtl_perception).
 COMMANDS = [
+    "node = mtl_perception.ros.node_command:COMMAND",
     "synth = mtl_perception.data.synth_command:COMMAND",
     "bench = mtl_perception.bench:COMMAND",
+    "demo = mtl_perception.demo:COMMAND",
+    "train = training.train_command:COMMAND",
+    "evaluate = mtl_perception.evaluation.evaluate_command:COMMAND",
+    "bag = mtl_perception.bag.bag_command:COMMAND",
+    "export = training.export_command:COMMAND",
 ]
 
 # Targets of `mtl-perception bench TARGET`.
 BENCHMARKS = [
+    "node = mtl_perception.ros.node_bench:BENCHMARK",
     "synth = mtl_perception.data.synth_bench:BENCHMARK",
     "data = mtl_perception.data.data_bench:BENCHMARK",
+    "grouping = mtl_perception.postprocess.grouping_bench:BENCHMARK",
+    "train = training.train_bench:BENCHMARK",
+    "inference = mtl_perception.inference.inference_bench:BENCHMARK",
 ]
 
 setup(
@@ -74,6 +84,7 @@ setup(
     entry_points={
         "console_scripts": [
             "mtl-perception = mtl_perception.cli:main",
+            "perception_node = mtl_perception.ros.node:main",
         ],
         "mtl_perception.commands": COMMANDS,
         "mtl_perception.benchmarks": BENCHMARKS,

@@ -14,3 +14,31 @@ def synth_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, train=8, val=4, height=64, width=128, seed=0)
     return root
+
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "mtl_perception" / "models" / "default.pt"
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory) -> Path:
+    """The shipped default model, else a tiny untrained checkpoint in the trainer's format.
+
+    Tests that need a *trained* model check ``SHIPPED_MODEL`` themselves; everything else
+    (wiring, message formats, reports) runs on either.
+    """
+    if SHIPPED_MODEL.is_file():
+        return SHIPPED_MODEL
+    import torch
+
+    from mtl_perception.model import build_model
+
+    torch.manual_seed(0)
+    config = {
+        "model": {"backbone": "resnet18", "output_stride": 16, "tasks": ["semantic", "instance", "depth"],
+                  "aspp_channels": 16, "decoder_channels": 16},
+        "data": {"height": 64, "width": 128},
+    }
+    model = build_model(config["model"])
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    torch.save({"config": config, "model": model.state_dict(), "step": 0, "metrics": {}}, path)
+    return path
