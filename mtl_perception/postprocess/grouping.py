@@ -1,0 +1,371 @@
+"""Instance grouping: turn per-pixel centroid votes into an instance map.
+
+Each thing pixel ``c_n = (u, v)`` regresses ``x_n = (dx, dy) = centroid - c_n``; its vote
+``c_n + x_n`` lands on the centroid of its instance (Kendall et al., CVPR 2018, Sec. 4). A
+grouping method finds the vote clusters ("peaks"); every method then shares one assignment
+step, so the methods differ only in how they find peaks:
+
+- ``votes`` (default, real time, torch on CPU or GPU): vote histogram + peak picking
+  (:mod:`mtl_perception.postprocess.vote_grouping`).
+- ``optics`` (the paper's method, offline): scikit-learn OPTICS on the votes
+  (:mod:`mtl_perception.postprocess.optics_grouping`).
+
+Votes are grouped **per image and per thing class**: a pixel votes only into its own class
+(its predicted semantic train id), and is assigned only to a peak of that class. This keeps
+a rider and its bicycle, whose centroids are close, from merging, at the price of splitting
+an object whose pixels the semantic head labels with two thing classes (each part becomes an
+instance of its own class, usually a small one with a low score, or dropped by
+``min_pixels``). Every instance's class is therefore the train id of all its pixels, which
+is also its majority class.
+
+Shared assignment, on the vote grid: votes are counted into bins of ``bin_size`` pixels
+(one grid per image and class, votes outside the image clamped to its border bins). Every
+*occupied* bin is given the nearest peak of its image and class within ``radius`` pixels
+(distance from the bin centre), and every pixel takes the label of its vote's bin. Votes pile
+up, so occupied bins are few: the distance matrix is occupied-bins x peaks-per-class instead
+of pixels x peaks, pixel counts and scores come from the bin counts, and each pixel costs
+one table look-up. Instances with fewer than ``min_pixels`` pixels are dropped before any
+pixel is labelled. No Python loop runs over pixels or instances.
+
+Score (for AP ranking), in [0, 1]: ``mean semantic confidence x vote focus``, where vote focus
+is the share of the instance's votes whose bin centre lies within
+``max(bin_size, 0.25 * sqrt(pixel_count))`` pixels of its peak. A real object's votes agree
+on one centre; a fragment made of stray votes does not. The radius grows with the object
+because regression errors grow with object size. Without a confidence map the confidence
+factor is 1.
+
+Both methods are deterministic: the same input gives the same instance map and classes (on
+a GPU, float sums of confidences and positions may differ in the last bits between runs).
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from mtl_perception.data.labels import THING_TRAIN_IDS
+from mtl_perception.errors import ConfigError
+
+#: Method name -> "module:Class". Imported on use, so that ``votes`` never imports scikit-learn.
+METHODS: dict[str, str] = {
+    "votes": "mtl_perception.postprocess.vote_grouping:VoteGrouping",
+    "optics": "mtl_perception.postprocess.optics_grouping:OpticsGrouping",
+}
+
+NUM_THING_CLASSES = len(THING_TRAIN_IDS)
+_FIRST_THING, _LAST_THING = THING_TRAIN_IDS[0], THING_TRAIN_IDS[-1]
+assert THING_TRAIN_IDS == tuple(range(_FIRST_THING, _LAST_THING + 1)), "thing train ids must be contiguous"
+_THING_TRAIN_ID = torch.tensor(THING_TRAIN_IDS, dtype=torch.long)
+#: Bound on the elements of one distance block (bins x peaks-per-class), to cap memory.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def nonzero_1d(mask: torch.Tensor) -> torch.Tensor:
+    """Indices of the True entries of a 1-D mask. On the CPU numpy's is about 5x faster than torch's."""
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return mask.nonzero().squeeze(1)
+
+
+@dataclass(frozen=True)
+class Instances:
+    """The instances found in one image.
+
+    Instance ``k`` (1..K) has label ``k`` in ``labels`` and its attributes at index ``k - 1``.
+    Tensors live on the device of the input.
+    """
+
+    labels: torch.Tensor  # int32 (H, W): 0 = no instance, k = instance k
+    classes: torch.Tensor  # int64 (K,): train id
+    pixel_counts: torch.Tensor  # int64 (K,)
+    centroids: torch.Tensor  # float32 (K, 2): mean pixel position (x, y)
+    scores: torch.Tensor  # float32 (K,): confidence x vote focus, in [0, 1]
+
+    def __len__(self) -> int:
+        return int(self.classes.numel())
+
+
+@dataclass(frozen=True)
+class Votes:
+    """The votes of all thing pixels of a batch, flattened, and their histogram.
+
+    A *group* is one (image, thing class) pair: ``group = image * 8 + thing channel``. Bin
+    ``key = (group * bins_h + by) * bins_w + bx`` indexes ``hist``, the per-group vote counts.
+    """
+
+    batch: int
+    height: int
+    width: int
+    bin_size: int
+    pixel: torch.Tensor  # int64 (N,): flat index b * H * W + v * W + u of the voting pixel
+    u: torch.Tensor  # float64 (N,): pixel column (float64: exact sums for the centroids)
+    v: torch.Tensor  # float64 (N,): pixel row
+    x: torch.Tensor  # float32 (N,): vote column u + dx
+    y: torch.Tensor  # float32 (N,): vote row v + dy
+    group: torch.Tensor  # int64 (N,)
+    confidence: torch.Tensor | None  # float32 (N,) semantic confidence, None = all 1
+    key: torch.Tensor  # int64 (N,): the vote's bin
+    hist: torch.Tensor  # float32 (groups * bins_h * bins_w,): votes per bin
+
+    @property
+    def num_groups(self) -> int:
+        return self.batch * NUM_THING_CLASSES
+
+    @property
+    def bins_h(self) -> int:
+        return -(-self.height // self.bin_size)
+
+    @property
+    def bins_w(self) -> int:
+        return -(-self.width // self.bin_size)
+
+    def bin_centre(self, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel coordinates (x, y) of the centres of bins given as ``by * bins_w + bx``."""
+        s = self.bin_size
+        half = (s - 1) / 2.0
+        return (cell % self.bins_w).float() * s + half, (cell // self.bins_w).float() * s + half
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Vote cluster centres, sorted by group (the order becomes the instance order)."""
+
+    group: torch.Tensor  # int64 (K,)
+    x: torch.Tensor  # float32 (K,)
+    y: torch.Tensor  # float32 (K,)
+
+
+def image_scale(height: int) -> float:
+    """How much larger than 256 rows an image is (at least 1): the scale of default pixel settings.
+
+    Vote spread, object size and the gap between neighbouring centres all grow with the
+    network's resolution, so settings in pixels that default to ``None`` grow with it too
+    (measured on the grouping bench: a 4-pixel grid loses 2.5 AP points at 128 x 256 against a
+    2-pixel one, while 2 pixels cost 4x the time at 512 x 1024 for no gain).
+    """
+    return max(1.0, height / 256.0)
+
+
+@dataclass(frozen=True)
+class Grouper(ABC):
+    """A grouping method. Subclasses add their own settings as dataclass fields.
+
+    ``min_pixels``: instances with fewer pixels are dropped. ``radius``: a vote farther than
+    this (pixels) from every peak of its class leaves its pixel unassigned; default
+    ``48 * image_scale``. ``bin_size``: pixels per bin of the vote grid used for assignment
+    (and for the histogram of ``votes``); default ``2 * image_scale`` rounded (2 up to 256
+    rows, 4 at 512, 8 at 1024).
+    """
+
+    name: ClassVar[str]
+    min_pixels: int = 8
+    radius: float | None = None
+    bin_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            numeric = f.type in ("int", "float") or (f.type.endswith("| None") and value is not None)
+            if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"grouping {self.name}: {f.name} must be a number, got {value!r}")
+        check_setting(self, "min_pixels", self.min_pixels >= 1, ">= 1")
+        check_setting(self, "radius", self.radius is None or self.radius > 0, "> 0")
+        check_setting(self, "bin_size", self.bin_size is None or is_whole(self.bin_size, 1), "an integer >= 1")
+
+    @abstractmethod
+    def find_peaks(self, votes: Votes) -> Peaks:
+        """The vote cluster centres of every (image, class) group of ``votes``."""
+
+    def __call__(
+        self, vectors: torch.Tensor, semantic: torch.Tensor, confidence: torch.Tensor | None = None
+    ) -> list[Instances]:
+        """Group a batch: vectors (B, 2, H, W), semantic train ids (B, H, W), confidence (B, H, W) or None."""
+        scale = image_scale(vectors.shape[-2])
+        bin_size = int(self.bin_size) if self.bin_size is not None else int(round(2 * scale))
+        radius = float(self.radius) if self.radius is not None else 48.0 * scale
+        votes = collect_votes(vectors, semantic, confidence, bin_size)
+        return assign(votes, self.find_peaks(votes), radius, int(self.min_pixels))
+
+
+def is_whole(value: float, minimum: int) -> bool:
+    """Is ``value`` an integer (possibly given as a float) of at least ``minimum``?"""
+    return int(value) == value and value >= minimum
+
+
+def check_setting(grouper: Grouper, name: str, ok: bool, what: str) -> None:
+    """Raise ConfigError naming the method and setting unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"grouping {grouper.name}: {name} must be {what}, got {getattr(grouper, name)!r}")
+
+
+def build_grouper(method: str = "votes", **settings: Any) -> Grouper:
+    """The grouping method called ``method`` with ``settings`` (its dataclass fields)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown grouping method {method!r}; choose one of {', '.join(METHODS)}")
+    module, _, cls_name = METHODS[method].partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"grouping {method}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**settings)
+
+
+def group_instances(
+    vectors: torch.Tensor,
+    semantic: torch.Tensor,
+    method: str = "votes",
+    confidence: torch.Tensor | None = None,
+    **settings: Any,
+) -> Instances | list[Instances]:
+    """Group one image ((2, H, W) vectors, (H, W) semantic) or a batch ((B, 2, H, W), (B, H, W)).
+
+    Returns one :class:`Instances` for one image, a list for a batch. Per frame, build the
+    grouper once with :func:`build_grouper` and call it instead.
+    """
+    grouper = build_grouper(method, **settings)
+    if vectors.dim() == 3:
+        conf = None if confidence is None else confidence[None]
+        return grouper(vectors[None], semantic[None], conf)[0]
+    return grouper(vectors, semantic, confidence)
+
+
+def collect_votes(
+    vectors: torch.Tensor, semantic: torch.Tensor, confidence: torch.Tensor | None, bin_size: int
+) -> Votes:
+    """The votes of the thing pixels (with finite vectors) of a (B, 2, H, W) batch, and their histogram."""
+    if vectors.dim() != 4 or vectors.shape[1] != 2:
+        raise ValueError(f"instance vectors must be (B, 2, H, W), got {tuple(vectors.shape)}")
+    b, _, h, w = vectors.shape
+    if tuple(semantic.shape) != (b, h, w):
+        raise ValueError(f"semantic must be {(b, h, w)} to match the vectors, got {tuple(semantic.shape)}")
+    if confidence is not None and tuple(confidence.shape) != (b, h, w):
+        raise ValueError(f"confidence must be {(b, h, w)} to match the vectors, got {tuple(confidence.shape)}")
+    # Thing train ids are contiguous (11..18): channel = id - 11 in uint8 wraps stuff and ignore
+    # to >= 8, one cheap pass over one byte per pixel instead of a table look-up.
+    channel_all = semantic.reshape(-1).to(device=vectors.device, dtype=torch.uint8) - _FIRST_THING
+    pixel = nonzero_1d(channel_all < NUM_THING_CLASSES).to(vectors.device)
+    vectors = vectors.float()
+    x = vectors[:, 0].reshape(-1).index_select(0, pixel)
+    y = vectors[:, 1].reshape(-1).index_select(0, pixel)
+    if not bool(torch.isfinite((x + y).sum())):  # one reduction; the per-vote test only when needed
+        finite = torch.isfinite(x + y)
+        pixel, x, y = pixel[finite], x[finite], y[finite]
+    # Integer arithmetic on the CPU is 2x slower than float: row, column, group and bin are
+    # computed in floats that hold them exactly (float64 for pixels, float32 for bins up to 2^24).
+    flat = pixel.double()
+    row = torch.floor((flat + 0.5) / w)  # image * H + v
+    u = flat - row * w
+    s = bin_size
+    bins_h, bins_w = -(-h // s), -(-w // s)
+    num_bins = b * NUM_THING_CLASSES * bins_h * bins_w
+    exact = torch.float32 if num_bins <= 1 << 24 else torch.float64
+    group = channel_all.index_select(0, pixel).to(exact)
+    if b == 1:
+        v = row
+    else:
+        image = torch.floor((row + 0.5) / h)
+        v = row - image * h
+        group += (image * NUM_THING_CLASSES).to(exact)
+    x += u
+    y += v
+    bx = torch.floor((x + 0.5) / s).clamp_(0, bins_w - 1)
+    by = torch.floor((y + 0.5) / s).clamp_(0, bins_h - 1)
+    key = ((group * bins_h + by.to(exact)) * bins_w + bx.to(exact)).long()
+    group = group.long()
+    hist = torch.bincount(key, minlength=num_bins).float()
+    conf = None if confidence is None else confidence.reshape(-1).float().index_select(0, pixel)
+    return Votes(
+        batch=b, height=h, width=w, bin_size=s, pixel=pixel, u=u, v=v, x=x, y=y, group=group,
+        confidence=conf, key=key, hist=hist,
+    )
+
+
+def _bin_labels(votes: Votes, peaks: Peaks, bins: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """For occupied bins: nearest peak of the same group (index + 1, 0 = none within radius), distance."""
+    cells = votes.bins_h * votes.bins_w
+    device = bins.device
+    # Peaks of each group in a padded (G, P) table: a bin compares with its own group's peaks only.
+    count = torch.bincount(peaks.group, minlength=votes.num_groups)
+    start = torch.cumsum(count, 0) - count
+    rank = torch.arange(peaks.group.numel(), device=device) - start[peaks.group]
+    per_group = int(count.max())
+    px = torch.full((votes.num_groups, per_group), float("inf"), device=device)
+    py = px.clone()
+    px[peaks.group, rank] = peaks.x
+    py[peaks.group, rank] = peaks.y
+    label = torch.empty_like(bins)
+    dist = torch.empty(bins.shape, device=device)
+    chunk = max(1, _BLOCK_ELEMENTS // per_group)
+    for lo in range(0, bins.numel(), chunk):
+        part = bins[lo : lo + chunk]
+        g = part // cells
+        cx, cy = votes.bin_centre(part % cells)
+        best, arg = ((px[g] - cx[:, None]) ** 2 + (py[g] - cy[:, None]) ** 2).min(dim=1)
+        label[lo : lo + chunk] = torch.where(best <= radius * radius, start[g] + arg + 1, 0)
+        dist[lo : lo + chunk] = best.sqrt()
+    return label, dist
+
+
+def _empty(votes: Votes, device: torch.device) -> list[Instances]:
+    labels = torch.zeros(votes.batch, votes.height, votes.width, dtype=torch.int32, device=device)
+    none = torch.zeros(0, dtype=torch.long, device=device)
+    return [
+        Instances(labels[i], none, none, torch.zeros(0, 2, device=device), torch.zeros(0, device=device))
+        for i in range(votes.batch)
+    ]
+
+
+def assign(votes: Votes, peaks: Peaks, radius: float, min_pixels: int) -> list[Instances]:
+    """Label every vote with its nearest same-group peak within ``radius``; build the instances."""
+    device = votes.hist.device
+    k = peaks.group.numel()
+    if k == 0:
+        return _empty(votes, device)
+    b, h, w = votes.batch, votes.height, votes.width
+    bins = nonzero_1d(votes.hist > 0).to(device)
+    bin_votes = votes.hist[bins]
+    bin_peak, bin_dist = _bin_labels(votes, peaks, bins, radius)
+
+    # Counts and vote focus from the bins, so small instances are dropped before pixels are touched.
+    counts = torch.zeros(k + 1, device=device).scatter_add_(0, bin_peak, bin_votes)[1:].round().long()
+    focus_radius = torch.clamp(0.25 * counts.float().sqrt(), min=float(votes.bin_size))
+    near = bin_dist <= torch.cat([focus_radius.new_zeros(1), focus_radius])[bin_peak]
+    near_votes = torch.zeros(k + 1, device=device).scatter_add_(0, bin_peak, bin_votes * near)[1:]
+    keep = counts >= min_pixels
+    kept = nonzero_1d(keep.cpu()).to(device)
+    new_index = torch.zeros(k + 1, dtype=torch.long, device=device)
+    new_index[kept + 1] = torch.arange(1, kept.numel() + 1, device=device)
+    # scatter_ rather than indexed assignment: 5-7x faster on the CPU for the same result.
+    table = torch.zeros_like(votes.hist, dtype=torch.long).scatter_(0, bins, new_index[bin_peak])
+    instance = table.index_select(0, votes.key)  # 1..K' over the batch, 0 = none
+
+    n_kept = kept.numel()
+    image_of_instance = peaks.group[kept] // NUM_THING_CLASSES
+    per_image = torch.bincount(image_of_instance, minlength=b)
+    first = torch.cumsum(per_image, 0) - per_image
+    rank_in_image = torch.arange(n_kept, device=device) - first[image_of_instance] + 1
+    local = torch.cat([torch.zeros(1, dtype=torch.long, device=device), rank_in_image])
+    labels = torch.zeros(b * h * w, dtype=torch.int32, device=device)
+    labels.scatter_(0, votes.pixel, (local.index_select(0, instance) if b > 1 else instance).int())
+    labels = labels.view(b, h, w)
+
+    def per_instance(values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(n_kept + 1, dtype=torch.float64, device=device).scatter_add_(0, instance, values.to(torch.float64))[1:]
+
+    n = counts[kept].double()
+    centroids = torch.stack([per_instance(votes.u) / n, per_instance(votes.v) / n], dim=1).float()
+    confidence = 1.0 if votes.confidence is None else per_instance(votes.confidence) / n
+    scores = (confidence * near_votes[kept].double() / n).float()
+    classes = _THING_TRAIN_ID.to(device)[peaks.group[kept] % NUM_THING_CLASSES]
+    pixel_counts = counts[kept]
+    out, lo = [], 0
+    for i, size in enumerate(per_image.tolist()):
+        sl = slice(lo, lo + size)
+        out.append(Instances(labels[i], classes[sl], pixel_counts[sl], centroids[sl], scores[sl]))
+        lo += size
+    return out

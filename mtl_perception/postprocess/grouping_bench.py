@@ -1,0 +1,165 @@
+"""``mtl-perception bench grouping``: time and AP of each grouping method on noisy ground-truth votes.
+
+Frames are synthetic street layouts drawn here (numpy): stuff bands, thing objects as
+rectangles and ellipses sized by perspective and painted far to near (so near objects occlude
+far ones), thin poles that split objects in two, sometimes a crowd region. Votes are the
+training targets of :mod:`mtl_perception.data.targets` (centroid - pixel) plus Gaussian noise
+whose standard deviation is ``noise x sqrt(instance area)``: regression errors grow with
+object size, and the same ``noise`` means the same difficulty at every resolution. Semantics
+are the ground truth, so AP measures the grouping alone. Both methods run with their default
+settings.
+
+AP is the Cityscapes AP of :mod:`mtl_perception.evaluation.instance_ap`, with the official
+100-pixel minimum region scaled from 1024 x 2048 to the frame's size. Times are wall-clock per
+frame, median and minimum (the minimum is the one to read on a shared machine, where other
+processes stretch the median), with torch limited to ``--threads``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from mtl_perception.bench import Benchmark
+from mtl_perception.data.labels import LABEL_ID_TO_TRAIN_ID, label_id
+from mtl_perception.errors import UserError
+
+RESOLUTIONS = ((128, 256), (256, 512), (512, 1024))
+#: (class name, share of objects, width / height of its shape)
+_OBJECTS = (
+    ("car", 0.40, 1.8),
+    ("person", 0.30, 0.4),
+    ("bicycle", 0.08, 1.4),
+    ("rider", 0.06, 0.5),
+    ("truck", 0.06, 1.5),
+    ("bus", 0.04, 2.2),
+    ("motorcycle", 0.06, 1.3),
+)
+#: Object height at the bottom edge of the image, as a fraction of the image height.
+_HEIGHT_AT_BOTTOM = {
+    "car": 0.35, "person": 0.45, "bicycle": 0.25, "rider": 0.45, "truck": 0.55, "bus": 0.6, "motorcycle": 0.25,
+}
+
+
+def synthetic_layout(height: int, width: int, rng: np.random.Generator, objects: int | None = None) -> np.ndarray:
+    """gtFine-style instanceIds (H, W) int32 of a random street layout (see the module doc)."""
+    ids = np.full((height, width), label_id("road"), dtype=np.int32)
+    horizon = int(0.45 * height)
+    ids[: horizon] = label_id("building")
+    ids[: int(0.2 * height)] = label_id("sky")
+    ids[horizon : horizon + max(1, height // 20)] = label_id("sidewalk")
+    rows, cols = np.mgrid[:height, :width]
+    names = [o[0] for o in _OBJECTS]
+    shares = np.array([o[1] for o in _OBJECTS])
+    count = int(rng.integers(10, 26)) if objects is None else objects
+    bottoms = np.sort(rng.uniform(horizon + 0.05 * height, 1.05 * height, size=count))  # far to near
+    next_k: dict[int, int] = {}
+    for bottom in bottoms:
+        i = int(rng.choice(len(names), p=shares / shares.sum()))
+        name, _, aspect = _OBJECTS[i]
+        scale = (bottom - horizon) / (height - horizon)
+        h = max(4.0, _HEIGHT_AT_BOTTOM[name] * height * scale * rng.uniform(0.8, 1.2))
+        w = max(3.0, h * aspect * rng.uniform(0.8, 1.2))
+        cx = rng.uniform(-0.1 * w, width + 0.1 * w)
+        label = label_id(name)
+        if rng.random() < 0.5:
+            inside = (np.abs(cols - cx) <= w / 2) & (rows <= bottom) & (rows >= bottom - h)
+        else:
+            inside = ((cols - cx) / (w / 2)) ** 2 + ((rows - (bottom - h / 2)) / (h / 2)) ** 2 <= 1
+        if rng.random() < 0.05:
+            ids[inside] = label  # a crowd region (group id < 1000)
+            continue
+        next_k[label] = next_k.get(label, 0) + 1
+        ids[inside] = label * 1000 + next_k[label]
+    for _ in range(int(rng.integers(1, 4))):  # poles in front: split objects
+        x0 = int(rng.integers(0, width))
+        ids[int(0.25 * height) :, x0 : x0 + max(1, width // 128)] = label_id("pole")
+    return ids
+
+
+def noisy_votes(instance_ids: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors (2, H, W) float32 = target + N(0, (noise * sqrt(area))^2), semantic train ids (H, W))."""
+    from mtl_perception.data.targets import View, instance_centroids, instance_vectors
+
+    size = instance_ids.shape
+    vectors, mask = instance_vectors(instance_ids, instance_centroids(instance_ids), View(scaled=size), size)
+    area = np.bincount(instance_ids.ravel())[instance_ids]
+    sigma = np.where(instance_ids >= 1000, noise * np.sqrt(area), noise * 4.0).astype(np.float32)
+    vectors = vectors + rng.standard_normal(vectors.shape).astype(np.float32) * sigma
+    label = np.where(instance_ids >= 1000, instance_ids // 1000, instance_ids)
+    return vectors, LABEL_ID_TO_TRAIN_ID[label].astype(np.int64)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, default=3, help="frames per resolution (default 3)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per frame for votes (default 10)")
+    parser.add_argument("--noise", type=float, default=0.05, help="vote noise std as a fraction of sqrt(area) (default 0.05)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--methods", nargs="+", default=["votes", "optics"], help="grouping methods (default: votes optics)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic frames and noise (default 0)")
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    if args.frames < 1 or args.repeats < 1 or args.threads < 1 or args.noise < 0:
+        raise UserError("--frames, --repeats and --threads must be >= 1 and --noise >= 0")
+
+    from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceAP
+    from mtl_perception.postprocess.grouping import build_grouper
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for height, width in RESOLUTIONS:
+        rng = np.random.default_rng(args.seed)
+        frames = []
+        for _ in range(args.frames):
+            gt = synthetic_layout(height, width, rng)
+            vectors, semantic = noisy_votes(gt, args.noise, rng)
+            frames.append((gt, torch.from_numpy(vectors)[None], torch.from_numpy(semantic)[None]))
+        for method in args.methods:
+            grouper = build_grouper(method)
+            # OPTICS takes seconds per frame: one run each, no warm-up (nothing to warm).
+            repeats = args.repeats if method == "votes" else 1
+            if repeats > 1:
+                grouper(frames[0][1], frames[0][2])
+            times, ap = [], InstanceAP(min_region_size=MIN_REGION_SIZE * height * width / (1024 * 2048))
+            for gt, vectors, semantic in frames:
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    instances = grouper(vectors, semantic)[0]
+                    times.append(time.perf_counter() - start)
+                ap.add(instances.labels.numpy(), instances.classes.numpy(), instances.scores.numpy(), gt)
+            result = ap.result()
+            rows.append({
+                "method": method, "resolution": f"{height}x{width}",
+                "ms": round(1e3 * statistics.median(times), 2), "ms_min": round(1e3 * min(times), 2),
+                "AP": result["AP"], "AP50": result["AP50"],
+            })
+            print(rows[-1], flush=True)
+    return {
+        "noise": args.noise, "frames": args.frames, "threads": args.threads, "results": rows,
+        "votes_vs_optics": _comparison(rows),
+    }
+
+
+def _comparison(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per resolution with both methods: how many times faster ``votes`` is, and its AP minus OPTICS'."""
+    by_key = {(r["method"], r["resolution"]): r for r in rows}
+    out = []
+    for (method, resolution), votes in by_key.items():
+        optics = by_key.get(("optics", resolution))
+        if method != "votes" or optics is None:
+            continue
+        ap_difference = None if None in (votes["AP"], optics["AP"]) else round(votes["AP"] - optics["AP"], 4)
+        speedup = round(optics["ms_min"] / votes["ms_min"], 1)
+        out.append({"resolution": resolution, "optics_ms_over_votes_ms": speedup, "AP_votes_minus_optics": ap_difference})
+    return out
+
+
+BENCHMARK = Benchmark(
+    help="instance grouping: time and AP per method and resolution", add_arguments=_add_arguments, run=_run
+)

@@ -1,0 +1,199 @@
+"""Instance grouping (votes and OPTICS): exact recovery, noise, edge cases, determinism."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mtl_perception.data.labels import LABEL_ID_TO_TRAIN_ID, train_id
+from mtl_perception.data.targets import View, instance_centroids, instance_vectors
+from mtl_perception.errors import ConfigError
+from mtl_perception.evaluation.instance_ap import InstanceAP
+from mtl_perception.postprocess.grouping import Instances, build_grouper, group_instances
+from mtl_perception.postprocess.grouping_bench import noisy_votes, synthetic_layout
+
+H, W = 64, 128
+METHODS = ["votes", "optics"]
+#: Keeps OPTICS fast on test frames; the shared settings are the defaults.
+SETTINGS = {"votes": {}, "optics": {"max_votes": 400}}
+
+
+def _inputs(gt: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perfect votes (the training targets) and semantic train ids of a gtFine instanceIds map."""
+    vectors, _ = instance_vectors(gt, instance_centroids(gt), View(scaled=gt.shape), gt.shape)
+    label = np.where(gt >= 1000, gt // 1000, gt)
+    return torch.from_numpy(vectors), torch.from_numpy(LABEL_ID_TO_TRAIN_ID[label].astype(np.int64))
+
+
+def _scene() -> np.ndarray:
+    gt = np.full((H, W), 7, np.int32)  # road
+    gt[:12] = 23  # sky
+    gt[20:44, 4:40] = 26001  # car
+    gt[20:44, 40:60] = 26002  # car touching the first one
+    gt[14:50, 70:82] = 24001  # person ...
+    gt[14:50, 88:100] = 24001  # ... split by the pole in front of it
+    gt[10:60, 82:88] = 17  # pole
+    gt[30:50, 104:124] = 33001  # bicycle
+    gt[12:36, 108:120] = 25001  # rider on it: centroids close, classes differ
+    gt[50:60, 10:16] = 24002  # small person (60 px)
+    return gt
+
+
+def _assert_exact(gt: np.ndarray, inst: Instances) -> None:
+    labels = inst.labels.numpy()
+    ids = [i for i in np.unique(gt) if i >= 1000]
+    assert len(inst) == len(ids)
+    for i in ids:
+        found = np.unique(labels[gt == i])
+        assert len(found) == 1 and found[0] > 0, f"gt {i} -> labels {found}"
+        assert np.array_equal(labels == found[0], gt == i), f"gt {i} not recovered exactly"
+        k = found[0] - 1
+        assert inst.classes[k] == LABEL_ID_TO_TRAIN_ID[i // 1000]
+        assert inst.pixel_counts[k] == (gt == i).sum()
+        ys, xs = np.nonzero(gt == i)
+        np.testing.assert_allclose(inst.centroids[k].numpy(), [xs.mean(), ys.mean()], atol=1e-3)
+    assert (labels[gt < 1000] == 0).all()
+
+
+def _ap(gt: np.ndarray, inst: Instances, min_region_size: float = 10) -> float:
+    ap = InstanceAP(min_region_size=min_region_size)
+    ap.add(inst.labels.numpy(), inst.classes.numpy(), inst.scores.numpy(), gt)
+    return ap.result()["AP"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_perfect_votes_recover_every_instance(method):
+    gt = _scene()
+    vectors, semantic = _inputs(gt)
+    inst = group_instances(vectors, semantic, method=method, **SETTINGS[method])
+    _assert_exact(gt, inst)
+    assert _ap(gt, inst) == pytest.approx(1.0)
+    assert inst.labels.dtype == torch.int32 and inst.labels.shape == (H, W)
+    assert torch.all((inst.scores > 0.99) & (inst.scores <= 1.0))  # every vote on its peak
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_noisy_votes(method):
+    rng = np.random.default_rng(1)
+    gt = synthetic_layout(96, 192, rng, objects=12)
+    vectors, semantic = noisy_votes(gt, 0.05, rng)
+    inst = group_instances(torch.from_numpy(vectors), torch.from_numpy(semantic), method=method, **SETTINGS[method])
+    assert _ap(gt, inst, min_region_size=100 * 96 * 192 / (1024 * 2048)) > 0.85
+    perfect = group_instances(*_inputs(gt), method=method, **SETTINGS[method])
+    assert len(inst) <= len(perfect) + 3  # noise does not shatter objects
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_frame_without_things(method):
+    gt = np.full((H, W), 7, np.int32)
+    gt[:20] = 23
+    inst = group_instances(*_inputs(gt), method=method, **SETTINGS[method])
+    assert len(inst) == 0 and not inst.labels.any()
+    assert inst.centroids.shape == (0, 2) and inst.scores.shape == (0,)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_frame_of_one_class(method):
+    whole_car = np.full((32, 48), 26001, np.int32)
+    inst = group_instances(*_inputs(whole_car), method=method, **SETTINGS[method])
+    _assert_exact(whole_car, inst)
+    road = np.full((32, 48), 7, np.int32)
+    assert len(group_instances(*_inputs(road), method=method, **SETTINGS[method])) == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_many_small_instances(method):
+    gt = np.full((H, W), 7, np.int32)
+    k = 0
+    for y in range(2, H - 6, 10):
+        for x in range(2, W - 6, 10):
+            k += 1
+            gt[y : y + 6, x : x + 6] = (24 if k % 2 else 26) * 1000 + k
+    settings = {**SETTINGS[method], "min_pixels": 8, "bin_size": 2}
+    if method == "votes":
+        settings.update(nms_kernel=3, peak_threshold=4)
+    inst = group_instances(*_inputs(gt), method=method, **settings)
+    assert k == 72
+    _assert_exact(gt, inst)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_deterministic_and_batch_independent(method):
+    rng = np.random.default_rng(2)
+    frames = [synthetic_layout(48, 96, rng, objects=8) for _ in range(2)]
+    pairs = [noisy_votes(gt, 0.08, rng) for gt in frames]
+    vectors = torch.from_numpy(np.stack([p[0] for p in pairs]))
+    semantic = torch.from_numpy(np.stack([p[1] for p in pairs]))
+    confidence = torch.rand(semantic.shape, generator=torch.Generator().manual_seed(0))
+    grouper = build_grouper(method, **SETTINGS[method])
+    batch = grouper(vectors, semantic, confidence)
+    again = grouper(vectors, semantic, confidence)
+    for i, inst in enumerate(batch):
+        single = grouper(vectors[i : i + 1], semantic[i : i + 1], confidence[i : i + 1])[0]
+        for other in (again[i], single):
+            assert torch.equal(inst.labels, other.labels) and torch.equal(inst.classes, other.classes)
+            assert torch.allclose(inst.scores, other.scores) and torch.equal(inst.pixel_counts, other.pixel_counts)
+        assert len(inst) > 3
+
+
+def test_score_is_confidence_times_focus():
+    gt = _scene()
+    vectors, semantic = _inputs(gt)
+    confidence = torch.full(semantic.shape, 0.5)
+    inst = group_instances(vectors, semantic, confidence=confidence)
+    assert torch.allclose(inst.scores, torch.full_like(inst.scores, 0.5))
+    vectors = vectors.clone()
+    car = torch.from_numpy(gt == 26001)
+    vectors[:, car] += torch.randn(2, int(car.sum()), generator=torch.Generator().manual_seed(0)) * 15.0
+    scattered = group_instances(vectors, semantic, confidence=confidence)
+    car_label = int(torch.mode(scattered.labels[car]).values)
+    assert scattered.scores[car_label - 1] < 0.35  # stray votes: low focus, low score
+
+
+def test_non_finite_votes_are_left_unassigned():
+    gt = _scene()
+    vectors, semantic = _inputs(gt)
+    vectors[0, 25, 10] = float("nan")
+    vectors[1, 26, 10] = float("inf")
+    inst = group_instances(vectors, semantic)
+    assert inst.labels[25, 10] == 0 and inst.labels[26, 10] == 0
+    assert len(inst) == 6
+
+
+def test_far_votes_stay_unassigned():
+    gt = _scene()
+    vectors, semantic = _inputs(gt)
+    inst = group_instances(vectors, semantic, radius=4.0)
+    _assert_exact(gt, inst)  # perfect votes are on their peak
+    shifted = vectors.clone()
+    car = torch.from_numpy(gt == 26001)
+    shifted[0, car] += 40.0  # every vote of this car lands 40 px away, in an empty region
+    moved = group_instances(shifted, semantic, radius=4.0)
+    assert int(moved.labels[car].ne(0).sum()) == int(car.sum())  # they form their own peak
+    far = group_instances(shifted, semantic, radius=4.0, min_pixels=1000)
+    assert not far.labels.any()
+
+
+def test_settings_are_checked():
+    with pytest.raises(ConfigError, match="unknown grouping method 'kmeans'"):
+        build_grouper("kmeans")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        build_grouper("votes", eps=3)
+    with pytest.raises(ConfigError, match="nms_kernel must be an odd integer"):
+        build_grouper("votes", nms_kernel=4)
+    with pytest.raises(ConfigError, match="cluster_method"):
+        build_grouper("optics", cluster_method="kmeans")
+    with pytest.raises(ConfigError, match="radius must be a number"):
+        build_grouper("votes", radius="far")
+    with pytest.raises(ValueError, match=r"semantic must be \(1, 4, 4\)"):
+        build_grouper("votes")(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 5, dtype=torch.long))
+
+
+def test_classes_never_merge():
+    """A rider exactly on its bicycle's centroid: two instances, one per class."""
+    gt = np.full((32, 48), 7, np.int32)
+    gt[8:24, 8:40] = 33001
+    gt[12:20, 20:28] = 25001  # same centroid column and row range centre
+    inst = group_instances(*_inputs(gt))
+    _assert_exact(gt, inst)
+    assert sorted(inst.classes.tolist()) == [train_id("rider"), train_id("bicycle")]
