@@ -29,11 +29,15 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw-input", action="store_true", help="fold normalisation in: uint8 RGB NHWC input")
     parser.add_argument("--argmax", action="store_true", help="fold the semantic argmax in: uint8 ids output")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="default: fp32")
-    parser.add_argument("--fx", type=float, help="training camera focal length (px at the export width), if not in the config")
+    parser.add_argument(
+        "--fx", type=float, help="training camera focal length (px at the export width), if not in the config"
+    )
     parser.add_argument("--baseline", type=float, help="training camera stereo baseline (m), if not in the config")
     parser.add_argument("--engine", type=Path, help="also build this TensorRT engine (needs TensorRT and a GPU)")
     parser.add_argument("--max-batch", type=int, default=1, help="largest batch the engine accepts (dynamic ONNX)")
-    parser.add_argument("--cache-dir", type=Path, help="TensorRT timing cache location (default: ~/.cache/mtl_perception)")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="TensorRT timing cache location (default: ~/.cache/mtl_perception)"
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime vs torch check")
 
 

@@ -1,0 +1,211 @@
+"""``mtl-perception bench inference``: bare forward vs the whole pipeline, per backend.
+
+For each backend (those that can run here), precision and resolution: the bare forward latency
+(``backend.forward`` on a ready input tensor), the pipeline latency (uint8 camera image in,
+host arrays out, default outputs: semantic, instances, metric depth), their ratio (the
+pipeline's overhead; target <= 1.15 at 256x512 on the CPU) and frames per second. Forward and
+pipeline calls are interleaved, so load from other processes hits both alike; medians are
+reported, with two ratios that varying load cannot skew: ``ratio_in_call`` (each pipeline
+call's total over its own forward stage) and ``cpu_ratio`` (CPU time, all threads). The
+image is a rendered synthetic street scene at the network size.
+
+Model: ``--model``, else the shipped default model, else a randomly initialised network with
+the ``model:`` section of ``config/train/synthetic.yaml`` (ResNet-18 at output stride 16). A
+random network's outputs are not a street's: its (dx, dy) are near 0, so every thing pixel
+votes for itself and the vote histogram is a plateau, a hard case for grouping. The JSON
+says which model was measured.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mtl_perception.bench import Benchmark
+
+#: Model section of config/train/synthetic.yaml, used when no trained model is available.
+FALLBACK_MODEL = {"backbone": "resnet18", "output_stride": 16, "aspp_channels": 128, "decoder_channels": 128}
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", type=Path, help="checkpoint (default: the shipped model, else a random ResNet-18 OS16)"
+    )
+    parser.add_argument(
+        "--backends", default="auto", help="comma list of torch,onnxruntime,tensorrt (default: all usable here)"
+    )
+    parser.add_argument("--sizes", default="256x512", help="comma list of HxW network sizes (default: 256x512)")
+    parser.add_argument(
+        "--precisions", default="auto", help="comma list of fp32,fp16,bf16 (default: fp32 on CPU, +fp16 on GPU)"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls of each kind (default: 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default: 2)")
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    from mtl_perception.errors import UserError
+
+    sizes = []
+    for item in text.split(","):
+        h, sep, w = item.strip().partition("x")
+        if not sep or not h.isdigit() or not w.isdigit() or int(h) < 32 or int(w) < 32:
+            raise UserError(f"--sizes: expected HxW with H, W >= 32, got {item!r}")
+        sizes.append((int(h), int(w)))
+    return sizes
+
+
+def _model_path(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
+    """The checkpoint to measure and a description of it."""
+    import torch
+
+    from mtl_perception.config import load_config
+    from mtl_perception.inference.factory import default_model_path
+    from mtl_perception.model import build_model
+
+    if args.model is not None:
+        return args.model, str(args.model)
+    if default_model_path().is_file():
+        return default_model_path(), f"shipped {default_model_path().name}"
+    config_file = Path(__file__).resolve().parents[2] / "config" / "train" / "synthetic.yaml"
+    model_cfg = load_config(config_file)["model"] if config_file.is_file() else FALLBACK_MODEL
+    torch.manual_seed(0)
+    path = workdir / "random.pt"
+    torch.save({"config": {"model": model_cfg}, "model": build_model(model_cfg).state_dict()}, path)
+    return path, f"random init {model_cfg['backbone']}/os{model_cfg['output_stride']} (no trained model here)"
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _TimedGrouper:
+    """The pipeline's grouper, timed: grouping is the one post-processing step whose cost
+    depends on the scene (how many votes and peaks), so it is reported on its own."""
+
+    def __init__(self, grouper: Any) -> None:
+        self.grouper = grouper
+        self.ms: list[float] = []
+
+    def __call__(self, *args: Any) -> Any:
+        start = time.perf_counter()
+        result = self.grouper(*args)
+        self.ms.append((time.perf_counter() - start) * 1e3)
+        return result
+
+
+def _measure(pipeline: Any, image: Any, repeats: int, warmup: int) -> dict[str, Any]:
+    """Interleaved bare-forward and pipeline timings (ms) of one pipeline."""
+    backend = pipeline.backend
+    x = pipeline.preprocess(image)
+    pipeline.grouper = grouper = _TimedGrouper(pipeline.grouper)
+    forward_ms, pipeline_ms, forward_cpu, pipeline_cpu, stages = [], [], [], [], []
+    for i in range(warmup + repeats):
+        _sync(backend.device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        backend.forward(x)
+        _sync(backend.device)
+        t1, c1 = time.perf_counter(), time.process_time()
+        result = pipeline(image)
+        t2, c2 = time.perf_counter(), time.process_time()
+        if i >= warmup:
+            forward_ms.append((t1 - t0) * 1e3)
+            pipeline_ms.append((t2 - t1) * 1e3)
+            forward_cpu.append(c1 - c0)
+            pipeline_cpu.append(c2 - c1)
+            stages.append(result.timings)
+    fwd, pipe = statistics.median(forward_ms), statistics.median(pipeline_ms)
+    return {
+        "forward_ms": fwd,
+        "pipeline_ms": pipe,
+        "ratio": pipe / fwd,
+        # The same ratio within each pipeline call (total / its own forward stage): immune to
+        # load from other processes changing between the bare and the pipeline calls.
+        "ratio_in_call": statistics.median(s["total"] / s["forward"] for s in stages),
+        # CPU time (all threads) of a pipeline call over a bare forward: the work ratio, which
+        # a busy machine does not change (on a GPU it measures host-side work only).
+        "cpu_ratio": statistics.median(pipeline_cpu) / statistics.median(forward_cpu),
+        "fps": 1e3 / pipe,
+        "forward_ms_min": min(forward_ms),
+        "pipeline_ms_min": min(pipeline_ms),
+        "stages_ms": {k: statistics.median(s[k] for s in stages) for k in stages[0]},
+        "grouping_ms": statistics.median(grouper.ms[warmup:]),
+        "instances": len(result.instance_list),
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| backend | device | precision | size | forward ms | pipeline ms | ratio | ratio in call | cpu ratio "
+        "| fps | pre / post (grouping) / copy ms |"
+    )
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        s = r["stages_ms"]
+        lines.append(
+            f"| {r['backend']} | {r['device']} | {r['precision']} | {r['size']} | {r['forward_ms']:.1f} | "
+            f"{r['pipeline_ms']:.1f} | {r['ratio']:.3f} | {r['ratio_in_call']:.3f} | {r['cpu_ratio']:.3f} | "
+            f"{r['fps']:.1f} | "
+            f"{s['preprocess']:.1f} / {s['postprocess']:.1f} ({r['grouping_ms']:.1f}) / {s['copy']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from mtl_perception.data.synth.generate import render_image
+    from mtl_perception.errors import UserError
+    from mtl_perception.inference.backend import resolve_device
+    from mtl_perception.inference.factory import create_backend
+    from mtl_perception.inference.pipeline import Pipeline
+
+    if args.repeats < 1 or args.warmup < 0:
+        raise UserError("--repeats must be >= 1 and --warmup >= 0")
+    device = resolve_device(args.device)
+    if args.backends == "auto":
+        backends = ["torch"] + [
+            name for name, module in (("onnxruntime", "onnxruntime"), ("tensorrt", "tensorrt"))
+            if importlib.util.find_spec(module) and (name != "tensorrt" or device.type == "cuda")
+        ]
+    else:
+        backends = [b.strip() for b in args.backends.split(",")]
+    if args.precisions == "auto":
+        precisions = ["fp32", "fp16"] if device.type == "cuda" else ["fp32"]
+    else:
+        precisions = [p.strip() for p in args.precisions.split(",")]
+    sizes = _sizes(args.sizes)
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mtl_bench_") as tmp:
+        model_path, model_desc = _model_path(args, Path(tmp))
+        for h, w in sizes:
+            image = render_image("val", 0, h, w, seed=0).rgb
+            for name in backends:
+                for precision in precisions:
+                    options: dict[str, Any] = {"cache_dir": Path(tmp)} if name != "torch" else {}
+                    if name == "tensorrt":
+                        options.update(height=h, width=w)
+                    backend = create_backend(name, model_path, device, precision, **options)
+                    pipeline = Pipeline(backend, network_size=(h, w))
+                    row = {"backend": name, "device": str(device), "precision": precision, "size": f"{h}x{w}"}
+                    row.update(_measure(pipeline, image, args.repeats, args.warmup))
+                    rows.append(row)
+                    print(_table([row]).splitlines()[-1], flush=True)
+    table = _table(rows)
+    print(table)
+    return {"model": model_desc, "torch_threads": torch.get_num_threads(), "results": rows, "table": table}
+
+
+BENCHMARK = Benchmark(
+    help="inference: bare forward vs full pipeline latency per backend, precision and size",
+    add_arguments=_add_arguments,
+    run=_run,
+)

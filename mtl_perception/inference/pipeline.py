@@ -1,0 +1,510 @@
+"""Camera image in, semantic + instance + depth out: the one pipeline behind the node, the demo,
+the bag replay and the evaluator.
+
+Stages (all on the backend's device; the host sees the image once and the results once):
+1. preprocess: uint8 H x W x 3 (rgb or bgr; numpy or a torch tensor on any device) to the
+   network size, bilinear with ``antialias=False`` (what training used), then normalised
+   (skipped for raw-input models, which take uint8 NHWC and normalise in the graph);
+2. forward: the backend;
+3. postprocess: argmax, instance grouping (``postprocess.grouping``), disparity clamped at 0,
+   then resized to the output resolution (nearest for ids, bilinear for disparity, whose
+   values are multiplied by ``output_width / network_width`` because disparity is measured in
+   pixels), metric depth and, only when asked, colour images;
+4. copy: the requested arrays packed into one buffer and copied to the host once.
+
+Only what ``outputs`` asks for is computed: no grouping without ``instances`` or
+``instance_color``, no depth without ``depth`` or ``depth_color``, no colour image unless asked.
+
+Metric depth: Z = fx * B / d, with d the disparity at the output resolution and fx the focal
+length *at that same resolution*. The network learned disparity for the camera it was trained
+on. With a ``CameraModel`` (e.g. from ``camera_info``), its fx, scaled from its calibration size
+to the output size, is used, and its baseline if it has one (a monocular camera has none: the
+training baseline is used, i.e. depth scales with focal length, the usual assumption for
+monocular depth on a new camera). Without one, the image is assumed to come from the training
+camera (same field of view): fx = training fx scaled to the output width, and the training
+baseline, both from the model metadata (which falls back to the Cityscapes camera when the
+training config recorded none). Sky pixels (semantic) are +inf, unknown or tiny disparity NaN
+(REP 118).
+
+Instance scores: ``mean semantic confidence x vote focus`` (see ``grouping``). The semantic
+confidence (softmax maximum) is computed only at thing pixels, since it is only used there;
+models exported with ``--argmax`` have no logits, so their scores are the vote focus alone.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mtl_perception.data.labels import IS_THING_TRAIN_ID, SKY_TRAIN_ID
+from mtl_perception.errors import UserError
+from mtl_perception.inference.backend import Backend
+from mtl_perception.inference.camera import CameraModel
+from mtl_perception.postprocess.colormap import colorize_depth, colorize_instances, colorize_semantic
+from mtl_perception.postprocess.depth import disparity_to_depth
+from mtl_perception.postprocess.grouping import Instances, build_grouper
+
+OUTPUTS = frozenset({"semantic", "instances", "disparity", "depth", "semantic_color", "instance_color", "depth_color"})
+DEFAULT_OUTPUTS = frozenset({"semantic", "instances", "depth"})
+ENCODINGS = ("rgb", "bgr")
+#: The network heads each output needs.
+_NEEDS: dict[str, set[str]] = {
+    "semantic": {"semantic"},
+    "semantic_color": {"semantic"},
+    "instances": {"semantic", "instance"},
+    "instance_color": {"semantic", "instance"},
+    "disparity": {"depth"},
+    "depth": {"depth"},
+    "depth_color": {"depth"},
+}
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """One instance: ``id`` (its value in the instance map), class, size, centroid (u, v) px, score."""
+
+    id: int
+    train_id: int
+    pixels: int
+    centroid: tuple[float, float]
+    score: float
+
+
+@dataclass
+class PipelineResult:
+    """Host arrays at the output resolution; ``None`` for outputs not requested."""
+
+    semantic: np.ndarray | None = None  # (H, W) uint8 train ids, 255 = none
+    instances: np.ndarray | None = None  # (H, W) uint16, 0 = none, k = instance_list[k - 1]
+    instance_list: list[InstanceInfo] = field(default_factory=list)
+    disparity: np.ndarray | None = None  # (H, W) float32 pixels at the output resolution
+    depth: np.ndarray | None = None  # (H, W) float32 metres, NaN unknown, +inf sky
+    semantic_color: np.ndarray | None = None  # (H, W, 3) uint8
+    instance_color: np.ndarray | None = None
+    depth_color: np.ndarray | None = None
+    camera: CameraModel | None = None  # intrinsics at the output resolution (when depth was computed)
+    timings: dict[str, float] = field(default_factory=dict)  # ms: preprocess, forward, postprocess, copy, total
+
+
+class _StageClock:
+    """Per-stage times: CUDA events on a GPU (no synchronisation between stages), else wall time."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.start = time.perf_counter()
+        self.marks: list[tuple[str, Any]] = [("", self._now())]
+
+    def _now(self) -> Any:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def mark(self, stage: str) -> None:
+        self.marks.append((stage, self._now()))
+
+    def timings(self) -> dict[str, float]:
+        """Milliseconds per stage (call after the last stage) and the wall-clock total."""
+        if self.cuda:
+            self.marks[-1][1].synchronize()  # normally a no-op: the host copy synchronised
+        out = {}
+        for (_, a), (stage, b) in zip(self.marks, self.marks[1:]):
+            out[stage] = a.elapsed_time(b) if self.cuda else (b - a) * 1000.0
+        out["total"] = (time.perf_counter() - self.start) * 1000.0
+        return out
+
+
+def _nearest_resize(ids: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(..., h, w) integer map to (..., height, width), pixel-centre nearest (any dtype)."""
+    if tuple(ids.shape[-2:]) == (height, width):
+        return ids
+    h, w = ids.shape[-2:]
+    lead = ids.shape[:-2]
+    flat = ids.reshape(-1, 1, h, w)
+    if flat.dtype not in (torch.uint8, torch.float32):
+        return (
+            F.interpolate(flat.float(), size=(height, width), mode="nearest-exact")
+            .to(ids.dtype)
+            .reshape(*lead, height, width)
+        )
+    return F.interpolate(flat, size=(height, width), mode="nearest-exact").reshape(*lead, height, width)
+
+
+Layout = list[tuple[str, int, int, torch.dtype, tuple[int, ...]]]
+
+
+def pack(tensors: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, Layout]:
+    """All ``tensors`` as one uint8 buffer on their device, plus where each one lies in it.
+
+    Each part is padded to 16 bytes so that every slice is aligned for its element type.
+    """
+    parts, layout, offset = [], [], 0
+    for name, t in tensors.items():
+        raw = t.contiguous().view(-1).view(torch.uint8)
+        pad = (-raw.numel()) % 16
+        parts += [raw, raw.new_zeros(pad)] if pad else [raw]
+        layout.append((name, offset, raw.numel(), t.dtype, tuple(t.shape)))
+        offset += raw.numel() + pad
+    return torch.cat(parts), layout
+
+
+def unpack(buffer: torch.Tensor, layout: Layout) -> dict[str, np.ndarray]:
+    """Numpy views into a host ``buffer`` made by :func:`pack` (no copies)."""
+    return {name: buffer[o : o + n].view(dtype).reshape(shape).numpy() for name, o, n, dtype, shape in layout}
+
+
+def _to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """One device-to-host copy for all ``tensors`` (on the CPU: views, no copy at all)."""
+    if not tensors:
+        return {}
+    device = next(iter(tensors.values())).device
+    if device.type == "cpu":
+        return {k: v.contiguous().numpy() for k, v in tensors.items()}
+    buffer, layout = pack(tensors)
+    host = torch.empty(buffer.numel(), dtype=torch.uint8, pin_memory=True)  # torch caches pinned blocks
+    host.copy_(buffer, non_blocking=True)
+    torch.cuda.current_stream(device).synchronize()
+    return unpack(host, layout)
+
+
+class Pipeline:
+    """Preprocess, backend, postprocess, one host copy. See the module docstring.
+
+    ``output_resolution``: ``input`` (results at the camera image's size) or ``network``.
+    ``network_size``: (height, width) the network runs at; default the model's training size.
+    ``grouping`` and ``grouping_settings``: the instance grouping method and its settings.
+    ``color_alpha``: semantic colours over the image (1 = colours only). ``depth_range``:
+    metres mapped to the depth colour scale. ``cpu_threads``: torch threads for pre- and
+    post-processing on the CPU (the forward keeps the backend's own): these are small,
+    memory-bound operations, and with two threads each one waits at a barrier for a thread the
+    OS may have given to another process. Measured here with the second core busy: 0.03 ms for
+    a 256 x 512 multiply on one thread, 2-16 ms on two. ``None`` leaves torch's setting.
+    The setting is process-wide while a frame is processed: run one pipeline per process or
+    thread pool, as the node does.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        grouping: str = "votes",
+        output_resolution: str = "input",
+        network_size: tuple[int, int] | None = None,
+        grouping_settings: Mapping[str, Any] | None = None,
+        min_disparity: float = 0.05,
+        color_alpha: float = 0.5,
+        depth_range: tuple[float, float] = (1.0, 80.0),
+        cpu_threads: int | None = 1,
+    ) -> None:
+        if output_resolution not in ("input", "network"):
+            raise UserError(f"output_resolution must be 'input' or 'network', got {output_resolution!r}")
+        meta = backend.metadata
+        if network_size is None and meta.height and meta.width:
+            network_size = (meta.height, meta.width)
+        if network_size is not None and not meta.dynamic and tuple(network_size) != (meta.height, meta.width):
+            raise UserError(
+                f"this model is fixed at {meta.height}x{meta.width}; cannot run it at "
+                f"{network_size[0]}x{network_size[1]} (export with --dynamic)"
+            )
+        self.backend = backend
+        self.metadata = meta
+        self.device = backend.device
+        self.output_resolution = output_resolution
+        self.network_size = tuple(network_size) if network_size else None
+        self.grouper = build_grouper(grouping, **dict(grouping_settings or {}))
+        self.min_disparity = min_disparity
+        self.color_alpha = color_alpha
+        self.depth_range = depth_range
+        self.cpu_threads = cpu_threads
+        self.available = frozenset(k for k, needs in _NEEDS.items() if needs <= set(meta.tasks))
+        dev = self.device
+        self._mean255 = torch.tensor(meta.mean, device=dev).view(1, 3, 1, 1) * 255.0
+        self._inv_std255 = 1.0 / (torch.tensor(meta.std, device=dev).view(1, 3, 1, 1) * 255.0)
+        self._is_thing = torch.as_tensor(IS_THING_TRAIN_ID, device=dev)
+
+    # ------------------------------------------------------------------ per frame
+    def __call__(
+        self,
+        image: np.ndarray | torch.Tensor,
+        encoding: str = "rgb",
+        camera: CameraModel | None = None,
+        outputs: Iterable[str] = DEFAULT_OUTPUTS,
+    ) -> PipelineResult:
+        outputs = self._check_outputs(outputs)
+        rgb = self._image_tensor(image, encoding)
+        in_h, in_w = rgb.shape[:2]
+        net_h, net_w = self.network_size or (in_h, in_w)
+        out_h, out_w = (in_h, in_w) if self.output_resolution == "input" else (net_h, net_w)
+        camera_out, baseline = (None, 0.0)
+        if {"depth", "depth_color"} & outputs:
+            camera_out, baseline = self._depth_camera(camera, out_w, out_h)
+        clock = _StageClock(self.device)
+
+        with torch.inference_mode():
+            with self._threads():
+                x = self._preprocess(rgb[None], net_h, net_w)
+            clock.mark("preprocess")
+            raw = self.backend.forward(x)
+            clock.mark("forward")
+            with self._threads():
+                result = self._postprocess(raw, outputs, rgb, (net_h, net_w), (out_h, out_w), camera_out, baseline)
+            clock.mark("postprocess")
+            host = _to_host(result)
+            clock.mark("copy")
+
+        return self._result(host, camera_out, clock.timings())
+
+    def _postprocess(
+        self,
+        raw: Mapping[str, torch.Tensor],
+        outputs: frozenset[str],
+        rgb: torch.Tensor,
+        net_size: tuple[int, int],
+        out_size: tuple[int, int],
+        camera: CameraModel | None,
+        baseline: float,
+    ) -> dict[str, torch.Tensor]:
+        """The requested outputs of the first image of ``raw``, on the device, at ``out_size``."""
+        (net_h, net_w), (out_h, out_w) = net_size, out_size
+        result: dict[str, torch.Tensor] = {}
+        ids = confidence = instances = ids_out = None
+        grouping = bool({"instances", "instance_color"} & outputs)
+        if "semantic" in self.metadata.tasks and outputs - {"disparity"}:
+            ids, confidence = self._semantic(raw, with_confidence=grouping)
+            ids_out = _nearest_resize(ids, out_h, out_w)
+        if grouping:
+            instances = self.grouper(raw["instance"][:1], ids[None], confidence)[0]
+        if "semantic" in outputs:
+            result["semantic"] = ids_out
+        if "semantic_color" in outputs:
+            over = None if self.color_alpha >= 1.0 else self._image_at(rgb, out_h, out_w)
+            result["semantic_color"] = colorize_semantic(ids_out, over, self.color_alpha)
+        if instances is not None:
+            labels = _nearest_resize(instances.labels, out_h, out_w)
+            if "instances" in outputs:
+                result["instances"] = labels.to(torch.int16)  # < 32768 instances; read as uint16
+                result["instance_table"] = self._instance_table(instances, labels, net_h, net_w, out_h, out_w)
+            if "instance_color" in outputs:
+                result["instance_color"] = colorize_instances(labels)
+        if {"disparity", "depth", "depth_color"} & outputs:
+            disparity = self._disparity(raw["depth"][0, 0], out_h, out_w, net_w)
+            if "disparity" in outputs:
+                result["disparity"] = disparity
+            if {"depth", "depth_color"} & outputs:
+                sky = None if ids_out is None else ids_out == SKY_TRAIN_ID
+                depth = disparity_to_depth(disparity, camera.fx, baseline, sky, self.min_disparity)
+                if "depth" in outputs:
+                    result["depth"] = depth
+                if "depth_color" in outputs:
+                    result["depth_color"] = colorize_depth(depth, *self.depth_range)
+        return result
+
+    # ------------------------------------------------------------------ batches (evaluation)
+    def run_batch(
+        self,
+        images: np.ndarray | torch.Tensor | Sequence[np.ndarray],
+        encoding: str = "rgb",
+        normalized: bool = False,
+        size: tuple[int, int] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Raw network outputs for a batch, on the device, at the resolution the network ran at.
+
+        ``images``: uint8 (B, H, W, 3) (or a list of H x W x 3), or with ``normalized=True`` the
+        float (B, 3, H, W) batches of ``CityscapesDataset`` (normalised RGB). The network runs at
+        ``size``, by default the images' own size when the model accepts any size (evaluation
+        at the dataset's size, no resampling) and its fixed size otherwise. Returns the model's
+        forward dict (``semantic`` logits when the model has them, ``instance``, ``depth``) plus
+        ``semantic_ids`` (B, H, W) int64 -- what ``MetricAccumulator`` consumes.
+        """
+        with torch.inference_mode():
+            if normalized:
+                x = torch.as_tensor(images).to(self.device, torch.float32)
+                in_size = tuple(x.shape[-2:])
+            else:
+                if isinstance(images, (list, tuple)):
+                    images = np.stack(images)
+                rgb = self._image_tensor(images, encoding, batched=True)
+                in_size = tuple(rgb.shape[1:3])
+            if size is None:
+                size = in_size if self.metadata.dynamic or not self.network_size else self.network_size
+            if not normalized:
+                x = self._preprocess(rgb, *size)
+            else:
+                if in_size != tuple(size):
+                    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+                if self.metadata.raw_input:  # back to the camera bytes the graph normalises itself
+                    x = (x / self._inv_std255 + self._mean255).round().clamp(0, 255).to(torch.uint8)
+                    x = x.permute(0, 2, 3, 1).contiguous()
+            out = dict(self.backend.forward(x))
+            if "semantic_ids" in out:
+                out["semantic_ids"] = out["semantic_ids"].long()
+            elif "semantic" in out:
+                out["semantic_ids"] = out["semantic"].argmax(1)
+            return out
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Pre- and post-processing on the CPU with ``cpu_threads`` torch threads (see __init__)."""
+        previous = torch.get_num_threads()
+        if self.device.type != "cpu" or self.cpu_threads is None or self.cpu_threads == previous:
+            yield
+            return
+        torch.set_num_threads(self.cpu_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def preprocess(self, image: np.ndarray | torch.Tensor, encoding: str = "rgb") -> torch.Tensor:
+        """The backend input for one image (a batch of one), as ``__call__`` prepares it."""
+        rgb = self._image_tensor(image, encoding)
+        h, w = self.network_size or tuple(rgb.shape[:2])
+        with torch.inference_mode():
+            return self._preprocess(rgb[None], h, w)
+
+    # ------------------------------------------------------------------ stages
+    def _check_outputs(self, outputs: Iterable[str]) -> frozenset[str]:
+        outputs = frozenset(outputs)
+        unknown = outputs - OUTPUTS
+        if unknown:
+            raise UserError(f"unknown output(s) {sorted(unknown)}; choose from {sorted(OUTPUTS)}")
+        missing = outputs - self.available
+        if missing:
+            raise UserError(f"this model (tasks {list(self.metadata.tasks)}) cannot produce {sorted(missing)}")
+        return outputs
+
+    def _image_tensor(self, image: np.ndarray | torch.Tensor, encoding: str, batched: bool = False) -> torch.Tensor:
+        """uint8 (..., H, W, 3) RGB on the device; validates shape, type and encoding."""
+        if encoding not in ENCODINGS:
+            raise UserError(f"unsupported encoding {encoding!r}; convert to one of {ENCODINGS} first")
+        t = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+        want = 4 if batched else 3
+        if t.dtype != torch.uint8 or t.dim() != want or t.shape[-1] != 3 or 0 in t.shape:
+            raise UserError(
+                f"expected a non-empty uint8 {'B x ' if batched else ''}H x W x 3 image, "
+                f"got {tuple(t.shape)} {t.dtype}"
+            )
+        t = t.to(self.device, non_blocking=True)
+        return t.flip(-1) if encoding == "bgr" else t
+
+    def _preprocess(self, rgb: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(B, H, W, 3) uint8 RGB -> the backend's input at h x w."""
+        resize = tuple(rgb.shape[1:3]) != (h, w)
+        if self.metadata.raw_input and not resize:
+            return rgb.contiguous()
+        x = rgb.permute(0, 3, 1, 2)
+        if resize:
+            # uint8 bilinear has a fast CPU kernel; on the GPU float is the supported path.
+            x = x if self.device.type == "cpu" else x.float()
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=False)
+        if self.metadata.raw_input:
+            if x.dtype != torch.uint8:
+                x = x.round().clamp(0, 255).to(torch.uint8)
+            return x.permute(0, 2, 3, 1).contiguous()
+        return (x.contiguous().float() - self._mean255) * self._inv_std255  # NCHW-contiguous, as backends want
+
+    def _semantic(
+        self, raw: Mapping[str, torch.Tensor], with_confidence: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Train ids (h, w) uint8 of the first image and, if asked and logits exist, the confidence.
+
+        The reduction runs along whichever axis is contiguous in memory. For NCHW logits on the
+        CPU, ``argmax`` over channels is a slow strided reduction (26 ms for 19 x 256 x 512
+        here); the channel maximum (``amax``, vectorised) and one compare per class give the
+        same ids, first class on ties like ``argmax``, in 6 ms. Channels-last logits (the torch
+        backend's) reduce over their contiguous last axis with ``max`` (6 ms).
+        """
+        if "semantic_ids" in raw:
+            return raw["semantic_ids"][0], None
+        logits = raw["semantic"][0]
+        classes, (h, w) = logits.shape[0], logits.shape[1:]
+        if raw["semantic"].is_contiguous(memory_format=torch.channels_last) and classes > 1:
+            flat, class_dim = logits.permute(1, 2, 0).reshape(h * w, classes), 1
+            best, index = flat.max(1)
+            best, ids = best.view(h, w), index.to(torch.uint8).view(h, w)
+        else:
+            flat, class_dim = logits.reshape(classes, h * w), 0
+            best = logits.amax(0)
+            if logits.is_cuda:
+                ids = logits.argmax(0).to(torch.uint8)
+            else:
+                ids = torch.zeros(best.shape, dtype=torch.uint8)
+                for c in range(classes - 1, -1, -1):
+                    ids.masked_fill_(logits[c] == best, c)
+        if not with_confidence:
+            return ids, None
+        return ids, self._thing_confidence(flat, class_dim, best, ids)
+
+    def _thing_confidence(
+        self, flat: torch.Tensor, class_dim: int, best: torch.Tensor, ids: torch.Tensor
+    ) -> torch.Tensor:
+        """(1, h, w) softmax maximum 1 / sum_c exp(l_c - max) at thing pixels; 1 elsewhere
+        (grouping reads thing pixels only, and they are a fraction of the image).
+        ``flat``: the logits as (classes, pixels) or (pixels, classes), the classes on ``class_dim``."""
+        confidence = torch.ones(ids.numel(), device=ids.device)
+        thing = self._is_thing[ids.view(-1).long()].nonzero().squeeze(1)
+        if thing.numel():
+            scores = flat.index_select(1 - class_dim, thing)
+            scores -= best.view(-1)[thing].unsqueeze(class_dim)
+            confidence[thing] = scores.exp_().sum(class_dim).reciprocal_()
+        return confidence.view(1, *ids.shape)
+
+    def _disparity(self, disparity: torch.Tensor, out_h: int, out_w: int, net_w: int) -> torch.Tensor:
+        disparity = disparity.clamp(min=0.0)
+        if tuple(disparity.shape) == (out_h, out_w):
+            return disparity
+        resized = F.interpolate(disparity[None, None], size=(out_h, out_w), mode="bilinear", align_corners=False)
+        return resized[0, 0] * (out_w / net_w)
+
+    def _depth_camera(self, camera: CameraModel | None, out_w: int, out_h: int) -> tuple[CameraModel, float]:
+        """Intrinsics at the output resolution and the baseline (module docstring)."""
+        meta = self.metadata
+        baseline = (camera.baseline if camera is not None else None) or meta.camera_baseline
+        if camera is not None:
+            cam = camera.scaled(out_w, out_h)
+        else:
+            cam = CameraModel.centred(meta.camera_fx * out_w / meta.camera_width, out_w, out_h)
+        return replace(cam, baseline=baseline), baseline
+
+    def _image_at(self, rgb: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        if tuple(rgb.shape[:2]) == (h, w):
+            return rgb
+        x = rgb.permute(2, 0, 1)[None].float()
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return x[0].permute(1, 2, 0).round().to(torch.uint8)
+
+    @staticmethod
+    def _instance_table(
+        instances: Instances, labels: torch.Tensor, net_h: int, net_w: int, out_h: int, out_w: int
+    ) -> torch.Tensor:
+        """(K, 5) float64: train id, pixels, centroid u, v (output pixels), score."""
+        sx, sy = out_w / net_w, out_h / net_h
+        centroids = instances.centroids.double()
+        u = (centroids[:, 0] + 0.5) * sx - 0.5
+        v = (centroids[:, 1] + 0.5) * sy - 0.5
+        k = len(instances)
+        if (out_h, out_w) == (net_h, net_w):
+            pixels = instances.pixel_counts
+        else:
+            pixels = torch.bincount(labels.reshape(-1).long(), minlength=k + 1)[1 : k + 1]
+        return torch.stack(
+            [instances.classes.double(), pixels.double(), u, v, instances.scores.double()], dim=1
+        )
+
+    @staticmethod
+    def _result(host: dict[str, np.ndarray], camera: CameraModel | None, timings: dict[str, float]) -> PipelineResult:
+        table = host.pop("instance_table", None)
+        instance_list = []
+        if table is not None:
+            instance_list = [
+                InstanceInfo(i + 1, int(c), int(n), (float(u), float(v)), float(s))
+                for i, (c, n, u, v, s) in enumerate(table.tolist())
+            ]
+        if "instances" in host:
+            host["instances"] = host["instances"].view(np.uint16)
+        return PipelineResult(**host, instance_list=instance_list, camera=camera, timings=timings)
