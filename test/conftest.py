@@ -6,6 +6,23 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_model_cache(tmp_path_factory):
+    """Exported ONNX models and engines go to a temporary cache, never the user's home folder.
+
+    Set in ``os.environ`` so node subprocesses started by tests inherit it.
+    """
+    import os
+
+    previous = os.environ.get("MTL_PERCEPTION_CACHE")
+    os.environ["MTL_PERCEPTION_CACHE"] = str(tmp_path_factory.mktemp("model_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MTL_PERCEPTION_CACHE", None)
+    else:
+        os.environ["MTL_PERCEPTION_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """A tiny synthetic Cityscapes-layout dataset: train 8, val 4, 64x128, seed 0 (about a second)."""
