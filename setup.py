@@ -29,6 +29,7 @@ COMMANDS = [
     "synth = mtl_perception.data.synth_command:COMMAND",
     "bench = mtl_perception.bench:COMMAND",
     "demo = mtl_perception.demo:COMMAND",
+    "release = training.release:COMMAND",
     "train = training.train_command:COMMAND",
     "evaluate = mtl_perception.evaluation.evaluate_command:COMMAND",
     "bag = mtl_perception.bag.bag_command:COMMAND",

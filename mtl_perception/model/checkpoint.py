@@ -16,6 +16,7 @@ import torch
 
 from mtl_perception.errors import ConfigError, UserError
 from mtl_perception.model import MultiTaskNet, build_model
+from mtl_perception.model.compact import expand_state_dict
 
 # Prefixes that DistributedDataParallel ("module.") and torch.compile ("_orig_mod.") put in
 # front of every parameter name of the model they wrap.
@@ -37,8 +38,9 @@ def _strip_wrapper_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[MultiTaskNet, dict[str, Any]]:
     """Return ``(model.eval() on device, training config)``; ``UserError`` for a bad file.
 
-    Floating-point weights stored in half precision (to halve the file for deployment) are cast
-    back to float32: the model is built in float32 and callers choose their own precision.
+    Weights stored compactly for deployment (float16, or int8 with per-channel scales, see
+    ``compact.py``) come back as float32: the model is built in float32 and callers choose
+    their own precision.
     """
     path = Path(path)
     if not path.is_file():
@@ -57,10 +59,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         model = build_model({**config["model"], "backbone_weights": None})
     except ConfigError as exc:
         raise ConfigError(f"checkpoint {path}: {exc}") from None
-    state = {
-        k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
-        for k, v in _strip_wrapper_prefixes(ckpt["model"]).items()
-    }
+    state = expand_state_dict(_strip_wrapper_prefixes(ckpt["model"]))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
