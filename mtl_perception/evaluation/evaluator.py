@@ -1,26 +1,128 @@
-"""Run a network over a dataset split and accumulate the Table-1 metrics.
+"""Run a network over a dataset split and accumulate the Table-1 metrics (and, optionally, AP/PQ).
 
 Shared by the trainer's validation and ``mtl-perception evaluate``: both must measure the
 same thing. Evaluation is at the dataset's output size (the network's input size), where
 the targets live; predictions are the network's raw outputs (argmax classes, (dx, dy)
 vectors, disparity in pixels). The accumulator holds sums, so the trainer can shard a split
 over processes and add the sums (see ``MetricAccumulator.state_tensor``).
+
+Instance grouping and the Cityscapes AP / PQ (:class:`InstanceScoring`) are optional: the
+trainer's validation leaves them off to stay fast, ``evaluate`` turns them on. Whatever runs
+the network (a ``nn.Module`` here, an inference backend in ``evaluate``), :func:`evaluate`
+turns its raw outputs into metrics the same way, so backends are compared on equal terms.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Mapping
+import math
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
+from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceEvaluator
 from mtl_perception.evaluation.metrics import MetricAccumulator
+
+#: Pixels of the images the official Cityscapes minimum region size refers to (1024 x 2048).
+CITYSCAPES_PIXELS = 1024 * 2048
+#: Keys :meth:`InstanceScoring.result` reports.
+INSTANCE_METRICS = ("AP", "AP50", "PQ", "SQ", "RQ", "PQ_things", "PQ_stuff")
+
+Outputs = Mapping[str, torch.Tensor]
+
+
+def scaled_min_region_size(height: int, width: int) -> int:
+    """The official 100-pixel minimum gt region of the AP, scaled from 1024 x 2048 to ``height`` x ``width``.
+
+    Rounded and at least 1: a region is counted in whole pixels, and 0 would count every
+    sliver of an instance that the resize left behind.
+    """
+    return max(1, round(MIN_REGION_SIZE * height * width / CITYSCAPES_PIXELS))
 
 
 def batch_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     """Tensors of a collated batch moved to ``device`` (strings such as ``stem`` left as they are)."""
     non_blocking = device.type == "cuda"
     return {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def semantic_prediction(outputs: Outputs, with_confidence: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(train ids (B, H, W), softmax maximum (B, H, W) or None) of a batch of raw outputs.
+
+    Ids come from ``semantic_ids`` when a backend already has them (an argmax folded into the
+    graph, or ``Pipeline.run_batch``), else from the logits. The confidence, which ranks
+    instances for the AP as the pipeline's does, needs the logits: ``None`` without them.
+    """
+    logits = outputs.get("semantic")
+    ids = outputs.get("semantic_ids")
+    if logits is None:
+        return ids, None
+    if not with_confidence:
+        return (logits.argmax(1) if ids is None else ids), None
+    best, best_ids = logits.max(1)  # one pass for the ids and the maximum (first class on ties, as argmax)
+    # softmax maximum = 1 / sum_c exp(l_c - max_c l): one temporary instead of softmax's two.
+    confidence = (logits - best.unsqueeze(1)).exp_().sum(1).reciprocal_()
+    return (best_ids if ids is None else ids), confidence
+
+
+class InstanceScoring:
+    """Groups a batch's instance vectors into instances and scores them (AP, AP50, PQ, SQ, RQ).
+
+    ``grouper``: from :func:`mtl_perception.postprocess.grouping.build_grouper`. ``size``: the
+    evaluated (height, width), which scales the AP's minimum region size. ``writer``: an
+    optional :class:`~mtl_perception.evaluation.cityscapes_results.CityscapesResultsWriter`
+    that receives the same predictions, so the official scripts score what was scored here.
+    """
+
+    def __init__(self, grouper: Callable[..., list], size: tuple[int, int], writer: Any | None = None) -> None:
+        self.grouper = grouper
+        self.min_region_size = scaled_min_region_size(*size)
+        self.evaluator = InstanceEvaluator(min_region_size=self.min_region_size)
+        self.writer = writer
+
+    def update(
+        self, vectors: torch.Tensor, ids: torch.Tensor, confidence: torch.Tensor | None, batch: Mapping[str, Any]
+    ) -> None:
+        """Group (B, 2, H, W) ``vectors`` with train ``ids`` (B, H, W) and score them against ``batch``."""
+        instances = self.grouper(vectors, ids, confidence)
+        semantic = ids.cpu().numpy()
+        gt = batch["instance_ids"].cpu().numpy()
+        for i, inst in enumerate(instances):
+            labels, classes, scores = inst.labels.cpu().numpy(), inst.classes.cpu().numpy(), inst.scores.cpu().numpy()
+            self.evaluator.add(semantic[i], labels, classes, scores, gt[i])
+            if self.writer is not None:
+                self.writer.add(batch["stem"][i], semantic[i], labels, classes, scores)
+
+    def result(self) -> dict[str, float]:
+        """:data:`INSTANCE_METRICS` as fractions (0..1); NaN where there was nothing to evaluate."""
+        result = self.evaluator.result()
+        return {k: math.nan if result[k] is None else float(result[k]) for k in INSTANCE_METRICS}
+
+
+@torch.no_grad()
+def evaluate(
+    forward: Callable[[torch.Tensor], Outputs],
+    batches: Iterable[Mapping[str, Any]],
+    device: torch.device,
+    tasks: Iterable[str],
+    instances: InstanceScoring | None = None,
+) -> MetricAccumulator:
+    """Metric sums of ``forward`` (normalised images (B, 3, H, W) -> raw outputs) over ``batches``.
+
+    ``instances``, when given, also groups and scores the instance vectors of every batch
+    (the network must have semantic and instance heads).
+    """
+    metrics = MetricAccumulator(tasks)
+    for batch in batches:
+        batch = batch_to_device(batch, device)
+        outputs = {k: v if k == "semantic_ids" else v.float() for k, v in forward(batch["image"]).items()}
+        ids, confidence = semantic_prediction(outputs, with_confidence=instances is not None)
+        if ids is not None:
+            metrics.update_semantic(ids, batch["semantic"])
+        metrics.update({k: outputs[k] for k in ("instance", "depth") if k in outputs}, batch)
+        if instances is not None:
+            instances.update(outputs["instance"], ids, confidence, batch)
+    return metrics
 
 
 @torch.no_grad()
@@ -31,23 +133,22 @@ def accumulate(
     tasks: Iterable[str],
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    instances: InstanceScoring | None = None,
 ) -> MetricAccumulator:
     """Metrics sums of ``model`` (put in eval mode, restored afterwards) over ``batches``."""
-    metrics = MetricAccumulator(tasks)
     was_training = model.training
     model.eval()
     autocast = (
         torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
     )
+
+    def forward(image: torch.Tensor) -> Outputs:
+        if channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            return model(image)
+
     try:
-        for batch in batches:
-            batch = batch_to_device(batch, device)
-            image = batch["image"]
-            if channels_last:
-                image = image.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                outputs = model(image)
-            metrics.update({k: v.float() for k, v in outputs.items()}, batch)
+        return evaluate(forward, batches, device, tasks, instances)
     finally:
         model.train(was_training)
-    return metrics
