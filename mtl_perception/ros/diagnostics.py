@@ -1,0 +1,171 @@
+"""What the node tells ``/diagnostics`` once a second: rates, latency, drops, model, errors.
+
+``FrameStats`` is written from two threads (the subscription callback counts arrivals and
+drops, the inference worker counts results and errors) and read by the 1 Hz timer, so every
+method takes one lock. Rates and percentiles cover a sliding window: long enough for a
+stable p95 at 10 Hz, short enough that a change shows within seconds.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+WINDOW_S = 5.0
+#: No image for this long after images flowed: the camera (or its remapping) is gone.
+STALE_INPUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One diagnostics report's worth of numbers."""
+
+    input_rate_hz: float
+    output_rate_hz: float
+    receive_to_publish_ms: tuple[float, float]  # p50, p95
+    stamp_to_publish_ms: tuple[float, float]  # p50, p95
+    pipeline_ms: tuple[float, float]  # p50, p95 of the pipeline call alone
+    received: int
+    processed: int
+    dropped: int
+    rejected: int
+    errors_since_last: int
+    last_error: str
+    last_error_age_s: float | None
+    input_age_s: float | None
+
+
+class FrameStats:
+    """Thread-safe counters and latency samples of the frames the node sees."""
+
+    def __init__(self, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._window = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._arrivals: deque[float] = deque()
+        self._outputs: deque[tuple[float, ...]] = deque()  # (t, receive->publish, stamp->publish, pipeline) s
+        self._received = self._processed = self._dropped = self._rejected = 0
+        self._errors_since_last = 0
+        self._last_error = ""
+        self._last_error_t: float | None = None
+
+    def _trim(self, now: float) -> None:
+        while self._arrivals and self._arrivals[0] < now - self._window:
+            self._arrivals.popleft()
+        while self._outputs and self._outputs[0][0] < now - self._window:
+            self._outputs.popleft()
+
+    def received(self, replaced_unprocessed: bool) -> None:
+        """A frame arrived; ``replaced_unprocessed``: it displaced one the worker never took."""
+        with self._lock:
+            now = self._clock()
+            self._received += 1
+            self._dropped += int(replaced_unprocessed)
+            self._arrivals.append(now)
+            self._trim(now)
+
+    def published(self, receive_to_publish_s: float, stamp_to_publish_s: float, pipeline_s: float) -> None:
+        """The outputs of one frame went out; ``pipeline_s`` of that was the pipeline call."""
+        with self._lock:
+            now = self._clock()
+            self._processed += 1
+            self._outputs.append((now, receive_to_publish_s, stamp_to_publish_s, pipeline_s))
+            self._trim(now)
+
+    def error(self, message: str) -> None:
+        """A frame was rejected (bad input, non-finite model output, pipeline failure)."""
+        with self._lock:
+            self._rejected += 1
+            self._errors_since_last += 1
+            self._last_error = message
+            self._last_error_t = self._clock()
+
+    def snapshot(self) -> Snapshot:
+        """Numbers over the last window; resets the count of errors since the last snapshot."""
+        with self._lock:
+            now = self._clock()
+            self._trim(now)
+            latencies = np.array([o[1:] for o in self._outputs], dtype=np.float64).reshape(-1, 3) * 1e3
+            if latencies.size:
+                p = np.percentile(latencies, [50, 95], axis=0)
+                receive, stamp, pipeline = ((float(p[0, i]), float(p[1, i])) for i in range(3))
+            else:
+                receive = stamp = pipeline = (float("nan"), float("nan"))
+            snap = Snapshot(
+                input_rate_hz=_rate(self._arrivals, now, self._window),
+                output_rate_hz=_rate([o[0] for o in self._outputs], now, self._window),
+                receive_to_publish_ms=receive,
+                stamp_to_publish_ms=stamp,
+                pipeline_ms=pipeline,
+                received=self._received,
+                processed=self._processed,
+                dropped=self._dropped,
+                rejected=self._rejected,
+                errors_since_last=self._errors_since_last,
+                last_error=self._last_error,
+                last_error_age_s=None if self._last_error_t is None else now - self._last_error_t,
+                input_age_s=(now - self._arrivals[-1]) if self._arrivals else None,
+            )
+            self._errors_since_last = 0
+            return snap
+
+
+def _rate(times, now: float, window: float) -> float:
+    """Events per second over the window (0 when fewer than two events)."""
+    times = list(times)
+    if len(times) < 2:
+        return 0.0
+    span = max(now - times[0], times[-1] - times[0])
+    return (len(times) - 1) / span if span > 0 else 0.0
+
+
+def _level_and_message(snap: Snapshot, image_topic: str) -> tuple[bytes, str]:
+    if snap.errors_since_last:
+        return DiagnosticStatus.ERROR, f"{snap.errors_since_last} frame(s) rejected: {snap.last_error}"
+    if snap.received == 0:
+        return DiagnosticStatus.OK, f"waiting for images on {image_topic}"
+    if snap.input_age_s is None or snap.input_age_s > STALE_INPUT_S:
+        return DiagnosticStatus.WARN, f"no image on {image_topic} for more than {STALE_INPUT_S:.0f} s"
+    return DiagnosticStatus.OK, f"{snap.output_rate_hz:.1f} Hz out of {snap.input_rate_hz:.1f} Hz in"
+
+
+def to_diagnostics(
+    snap: Snapshot, stamp: Time, name: str, image_topic: str, info: dict[str, str]
+) -> DiagnosticArray:
+    """One DiagnosticArray with one status; ``info`` adds fixed facts (backend, device, model)."""
+    level, message = _level_and_message(snap, image_topic)
+    values = {
+        "input_rate_hz": f"{snap.input_rate_hz:.2f}",
+        "output_rate_hz": f"{snap.output_rate_hz:.2f}",
+        "latency_receive_to_publish_p50_ms": f"{snap.receive_to_publish_ms[0]:.1f}",
+        "latency_receive_to_publish_p95_ms": f"{snap.receive_to_publish_ms[1]:.1f}",
+        "latency_stamp_to_publish_p50_ms": f"{snap.stamp_to_publish_ms[0]:.1f}",
+        "latency_stamp_to_publish_p95_ms": f"{snap.stamp_to_publish_ms[1]:.1f}",
+        "pipeline_p50_ms": f"{snap.pipeline_ms[0]:.1f}",
+        "pipeline_p95_ms": f"{snap.pipeline_ms[1]:.1f}",
+        "frames_received": str(snap.received),
+        "frames_processed": str(snap.processed),
+        "frames_dropped": str(snap.dropped),
+        "frames_rejected": str(snap.rejected),
+        "window_s": f"{WINDOW_S:.0f}",
+        **info,
+        "last_error": snap.last_error,
+        "last_error_age_s": "" if snap.last_error_age_s is None else f"{snap.last_error_age_s:.1f}",
+    }
+    status = DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=info.get("device", ""),
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = [status]
+    return array

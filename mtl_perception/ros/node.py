@@ -1,0 +1,412 @@
+"""``perception_node``: the ROS 2 adapter around the inference Pipeline (DESIGN.md section 4).
+
+Threads: the executor thread runs the subscription callbacks, which only store the newest
+frame (a frame the worker never took is dropped and counted), the parameter services and the
+1 Hz diagnostics; one worker thread decodes, runs the pipeline and publishes. Latency
+therefore stays one inference long however fast the camera is, and a slow frame never
+blocks the callbacks.
+
+Only the outputs somebody subscribes to are computed: the worker asks the pipeline for
+exactly the outputs behind the topics with subscribers. Bad frames (unknown encoding, wrong
+step or size, empty, undecodable, non-finite network output) are logged (throttled per
+kind), reported in /diagnostics and skipped; the node goes on with the next frame.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.subscription import Subscription
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+from stereo_msgs.msg import DisparityImage
+from visualization_msgs.msg import MarkerArray
+
+from mtl_perception.errors import UserError
+from mtl_perception.inference.backend import Backend
+from mtl_perception.inference.camera import CameraModel
+from mtl_perception.inference.pipeline import Pipeline, PipelineResult
+from mtl_perception.ros import conversions as conv
+from mtl_perception.ros import parameters, qos
+from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
+from mtl_perception.ros.middleware import configure_fastdds
+
+NODE_NAME = "mtl_perception"
+
+#: Output topic -> (message type, pipeline outputs it needs). Topics are relative, so a
+#: namespace (launch argument) moves them all.
+OUTPUTS: dict[str, tuple[type, frozenset[str]]] = {
+    "semantic/labels": (Image, frozenset({"semantic"})),
+    "semantic/color": (Image, frozenset({"semantic_color"})),
+    "instance/labels": (Image, frozenset({"instances"})),
+    "instance/color": (Image, frozenset({"instance_color"})),
+    "instance/markers": (MarkerArray, frozenset({"instances", "depth"})),
+    "depth/image": (Image, frozenset({"depth"})),
+    # f and T come with the camera, which the pipeline reports when it computes depth.
+    "depth/disparity": (DisparityImage, frozenset({"disparity", "depth"})),
+    "depth/color": (Image, frozenset({"depth_color"})),
+    "points": (PointCloud2, frozenset({"depth", "semantic", "instances"})),
+}
+_DEPTH_OUTPUTS = frozenset({"depth", "depth_color", "disparity"})
+#: Seconds between two log lines about the same kind of bad frame.
+LOG_THROTTLE_S = 5.0
+
+
+class FrameError(Exception):
+    """A frame that cannot be processed; the message says why (logged, counted, skipped)."""
+
+
+class FiniteGuard(Backend):
+    """Wraps a backend and records whether its outputs were all finite.
+
+    A NaN or inf from the network (corrupt weights, fp16 overflow) would otherwise flow into
+    argmax and depth as plausible-looking numbers. The flag stays a device tensor until the
+    pipeline's own host copy has synchronised, so a GPU pays no extra stall.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.metadata, inner.device, inner.precision)
+        self.inner = inner
+        self.name = inner.name
+        self.finite: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.inner.forward(x)
+        # A sum is NaN or inf when any element is (finite outputs are far from overflowing
+        # float32), and costs a fifth of isfinite().all(): no boolean tensor per output.
+        sums = [t.sum(dtype=torch.float32) for t in out.values() if t.is_floating_point()]
+        self.finite = torch.isfinite(torch.stack(sums)).all() if sums else None
+        return out
+
+    def check(self) -> None:
+        """Raise FrameError if the last forward produced a non-finite value."""
+        if self.finite is not None and not bool(self.finite):
+            raise FrameError("non-finite network output (NaN or inf); frame skipped")
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+@dataclass
+class Frame:
+    """The newest camera message and when it arrived (monotonic seconds)."""
+
+    msg: Image | CompressedImage
+    received: float
+
+
+class ThrottledLog:
+    """One log line per kind of problem per ``period`` seconds, counting what it held back."""
+
+    def __init__(self, log: Callable[[str], Any], period: float = LOG_THROTTLE_S) -> None:
+        self._log, self._period = log, period
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(kind, -float("inf")) < self._period:
+                self._held[kind] = self._held.get(kind, 0) + 1
+                return
+            held = self._held.pop(kind, 0)
+            self._last[kind] = now
+        self._log(message + (f" ({held} more since the last report)" if held else ""))
+
+
+def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tuple[Pipeline, FiniteGuard]:
+    """The pipeline the parameters describe; UserError for a missing or unreadable model.
+
+    ``backend`` replaces the one the parameters name (tests, or an application that already
+    holds the model); it is wrapped in a FiniteGuard either way.
+    """
+    from mtl_perception.inference.factory import create_backend
+
+    if backend is None:
+        precision = None if values["precision"] == "auto" else values["precision"]
+        backend = create_backend(values["backend"], values["model_path"] or None, values["device"], precision)
+    guard = FiniteGuard(backend)
+    pipeline = Pipeline(
+        guard,
+        grouping=values["grouping"],
+        output_resolution=values["output_resolution"],
+        color_alpha=values["semantic_color_alpha"],
+        depth_range=(values["depth_color_min_m"], values["depth_color_max_m"]),
+    )
+    return pipeline, guard
+
+
+class PerceptionNode(Node):
+    """Subscribes to ``image`` (and ``camera_info``), publishes the DESIGN.md section 4 topics."""
+
+    def __init__(self, backend: Backend | None = None, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._values = parameters.declare(self, self._on_parameters)
+        self._pipeline, self._guard = build_pipeline(self._values, backend)
+        self._stats = FrameStats()
+        self._errors = ThrottledLog(self.get_logger().error)
+        self._warnings = ThrottledLog(self.get_logger().warning)
+        self._camera_info: CameraInfo | None = None
+        self._last_topics: list[str] = []
+        self._slot: Frame | None = None
+        self._slot_ready = threading.Condition()
+        self._stopping = False
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+
+        out_qos = qos.profile(self._values["output_qos_reliability"], self._values["output_qos_depth"])
+        self._output_pubs = {topic: self.create_publisher(kind, topic, out_qos) for topic, (kind, _) in OUTPUTS.items()}
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+
+        transport = self._values["input_transport"]
+        self._image_topic = self.resolve_topic_name("image") + ("/compressed" if transport == "compressed" else "")
+        self._image_type = CompressedImage if transport == "compressed" else Image
+        wanted = self._values["image_qos_reliability"]
+        self._image_reliability = "reliable" if wanted == "auto" else wanted
+        if wanted == "auto":
+            self._adapt_image_qos(subscribe=False)
+            self.create_timer(1.0, self._adapt_image_qos, clock=steady)
+        self._image_sub = self._subscribe_image()
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos.CAMERA_INFO)
+        self.create_timer(1.0, self._publish_diagnostics, clock=steady)
+
+        self._info = {
+            "backend": self._pipeline.backend.describe(),
+            "device": str(self._pipeline.device),
+            "model": self._values["model_path"] or "default (package)",
+            "model_config_hash": self._pipeline.metadata.config_hash,
+            "network_size": "x".join(map(str, self._pipeline.network_size or ("input",))),
+            "input": f"{self._image_topic} ({transport})",
+        }
+        self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: {self._info['backend']} on {self._image_topic}, image QoS {self._image_reliability}"
+        )
+
+    # ------------------------------------------------------------------ executor thread
+    def _subscribe_image(self) -> Subscription:
+        profile = qos.profile(self._image_reliability, self._values["image_qos_depth"])
+        return self.create_subscription(self._image_type, self._image_topic, self._on_image, profile)
+
+    def _adapt_image_qos(self, subscribe: bool = True) -> None:
+        """Follow the reliability of the camera's writers (``image_qos_reliability: auto``)."""
+        infos = self.get_publishers_info_by_topic(self._image_topic)
+        wanted = qos.adapt_reliability((i.qos_profile.reliability for i in infos), self._image_reliability)
+        if wanted == self._image_reliability:
+            return
+        self.get_logger().info(f"image writers are {wanted}: subscribing {wanted}")
+        self._image_reliability = wanted
+        if subscribe:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = self._subscribe_image()
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        with self._slot_ready:
+            replaced = self._slot is not None
+            self._slot = Frame(msg, time.monotonic())
+            self._slot_ready.notify()
+        self._stats.received(replaced_unprocessed=replaced)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_parameters(self, changes: dict[str, Any]) -> None:
+        self._values.update(changes)
+        self._pipeline.color_alpha = self._values["semantic_color_alpha"]
+        self._pipeline.depth_range = (self._values["depth_color_min_m"], self._values["depth_color_max_m"])
+        self._pipeline.output_resolution = self._values["output_resolution"]
+
+    def _publish_diagnostics(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        use_info = self._camera_info is not None and self._values["use_camera_info"]
+        info = {
+            **self._info,
+            "outputs": ",".join(self._last_topics) or "none (no subscribers)",
+            "camera": "camera_info" if use_info else "training camera",
+            "image_qos": f"{self._image_reliability}, keep last {self._values['image_qos_depth']}",
+        }
+        self._diagnostics.publish(
+            to_diagnostics(self._stats.snapshot(), stamp, f"{self.get_name()}: pipeline", self._image_topic, info)
+        )
+
+    # ------------------------------------------------------------------ worker thread
+    def _work(self) -> None:
+        while True:
+            with self._slot_ready:
+                self._slot_ready.wait_for(lambda: self._slot is not None or self._stopping)
+                if self._stopping:
+                    return
+                frame, self._slot = self._slot, None
+            try:
+                self._process(frame)
+            except FrameError as exc:
+                self._reject(str(exc).split(":")[0], str(exc))
+            except Exception as exc:  # noqa: BLE001 - a pipeline bug must not silently kill the worker
+                if not self.context.ok():
+                    return  # shutting down: publishers are gone
+                self._reject(type(exc).__name__, f"frame failed: {type(exc).__name__}: {exc}")
+                self.get_logger().debug(traceback.format_exc())
+
+    def _reject(self, kind: str, message: str) -> None:
+        self._stats.error(message)
+        self._errors(kind, f"{self._image_topic}: {message}")
+
+    def _wanted_topics(self) -> list[str]:
+        return [topic for topic, pub in self._output_pubs.items() if pub.get_subscription_count() > 0]
+
+    def _camera(self, width: int, height: int) -> CameraModel | None:
+        """camera_info's intrinsics for this image size; None = the model's training camera."""
+        info = self._camera_info if self._values["use_camera_info"] else None
+        if info is None:
+            return None
+        camera = conv.camera_from_info(info, width, height)
+        if camera is None:
+            self._warnings("camera_info", "camera_info is not calibrated (K or size is zero): using the training camera")
+        return camera
+
+    def _producible(self, topics: list[str], camera: CameraModel | None) -> list[str]:
+        """The wanted topics this model and camera can produce; a throttled warning names the rest."""
+        meta = self._pipeline.metadata
+        has_fx = camera is not None or meta.camera_fx is not None
+        has_baseline = (camera is not None and camera.baseline is not None) or meta.camera_baseline is not None
+        available = self._pipeline.available if has_fx and has_baseline else self._pipeline.available - _DEPTH_OUTPUTS
+        lost = [t for t in topics if not OUTPUTS[t][1] <= available]
+        if lost:
+            self._warnings(
+                "unavailable",
+                f"not published: {', '.join(lost)} (the model lacks the task, or metric depth lacks a camera: "
+                "no camera_info with a baseline and no training camera recorded in the model)",
+            )
+        return [t for t in topics if t not in lost]
+
+    def _process(self, frame: Frame) -> None:
+        topics = self._wanted_topics()
+        if not topics:
+            self._last_topics = []
+            return
+        image, order = self._decode(frame.msg)
+        camera = self._camera(image.shape[1], image.shape[0])
+        topics = self._last_topics = self._producible(topics, camera)
+        if not topics:
+            return
+        needed = frozenset().union(*(OUTPUTS[t][1] for t in topics))
+        started = time.monotonic()
+        try:
+            result = self._pipeline(image, encoding=order, camera=camera, outputs=needed)
+        except UserError as exc:
+            raise FrameError(str(exc)) from None
+        pipeline_s = time.monotonic() - started
+        self._guard.check()
+        header = frame.msg.header
+        # Encode everything before publishing anything: a frame goes out whole or not at all.
+        messages = [(topic, self._encode(topic, result, image, order, header)) for topic in topics]
+        for topic, msg in messages:
+            self._output_pubs[topic].publish(msg)
+        clock = self.get_clock()
+        stamp_age = clock.now() - Time.from_msg(header.stamp, clock_type=clock.clock_type)
+        self._stats.published(time.monotonic() - frame.received, stamp_age.nanoseconds * 1e-9, pipeline_s)
+
+    def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
+        try:
+            if isinstance(msg, CompressedImage):
+                return conv.compressed_to_rgb(msg)
+            return conv.image_to_rgb(msg)
+        except conv.ImageFormatError as exc:
+            raise FrameError(str(exc)) from None
+
+    def _encode(self, topic: str, result: PipelineResult, image: np.ndarray, order: str, header: Header) -> Any:
+        """The message of one output topic."""
+        if topic == "semantic/labels":
+            return conv.numpy_to_image(result.semantic, "mono8", header)
+        if topic == "semantic/color":
+            return conv.numpy_to_image(result.semantic_color, "rgb8", header)
+        if topic == "instance/labels":
+            return conv.numpy_to_image(result.instances, "mono16", header)
+        if topic == "instance/color":
+            return conv.numpy_to_image(result.instance_color, "rgb8", header)
+        if topic == "depth/image":
+            return conv.numpy_to_image(result.depth, "32FC1", header)
+        if topic == "depth/color":
+            return conv.numpy_to_image(result.depth_color, "rgb8", header)
+        camera = result.camera
+        if topic == "depth/disparity":
+            baseline = camera.baseline or self._pipeline.metadata.camera_baseline
+            return conv.to_disparity_image(result.disparity, camera.fx, baseline, header)
+        if topic == "instance/markers":
+            return conv.to_instance_markers(result.instance_list, result.instances, result.depth, camera, header)
+        if topic == "points":
+            rgb = self._rgb_at(image, order, result.depth.shape)
+            points = conv.depth_to_points(
+                result.depth, camera, rgb, result.semantic, result.instances,
+                stride=self._values["points_stride"], max_depth=self._values["points_max_depth_m"],
+            )
+            return conv.to_point_cloud(points, header)
+        raise KeyError(topic)
+
+    @staticmethod
+    def _rgb_at(image: np.ndarray, order: str, shape: tuple[int, int]) -> np.ndarray:
+        """The camera image in RGB order at the outputs' resolution (for point colours)."""
+        if image.shape[:2] != shape:
+            image = cv2.resize(np.ascontiguousarray(image), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+        return image[..., ::-1] if order == "bgr" else image
+
+    # ------------------------------------------------------------------ lifetime
+    def stop(self) -> None:
+        """Stop the worker after the frame in progress."""
+        with self._slot_ready:
+            self._stopping = True
+            self._slot_ready.notify()
+        self._worker.join()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``perception_node`` (and ``mtl-perception node``); returns the exit status.
+
+    A bad parameter or a missing / unreadable model ends the start-up with one clear line
+    and exit status 2 (no traceback): a launch file then shows the reason, not a stack.
+    """
+    profile = configure_fastdds()
+    rclpy.init(args=args if args is not None else sys.argv)
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    if profile is not None:
+        logger.info(f"Fast DDS shared-memory segment enlarged for large messages ({profile})")
+    node = None
+    try:
+        try:
+            node = PerceptionNode()
+        except (UserError, InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            logger.fatal(f"cannot start: {exc}")
+            return 2
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        # rclpy's SIGINT handler invalidates the context at once; a timer that was publishing
+        # at that moment fails. That is a shutdown, not an error.
+        if rclpy.ok():
+            raise
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
