@@ -24,7 +24,6 @@ from mtl_perception.bag.reader import BagInput
 from mtl_perception.cli import main
 from mtl_perception.data.labels import INSTANCE_ID_DIVISOR, IS_THING_TRAIN_ID, LABEL_ID_TO_TRAIN_ID
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "mtl_perception" / "models" / "default.pt"
 #: Frames of the live replay: enough for a latency trend when the node keeps only a few of them.
 LIVE_FRAMES = 120
 #: The torch backend on the CPU: no ONNX export or engine cache behind the tests' back.
@@ -38,25 +37,6 @@ OUTPUT_TOPICS = {
     "depth/color": ("sensor_msgs/msg/Image", "rgb8"),
     "depth/disparity": ("stereo_msgs/msg/DisparityImage", None),
 }
-
-
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory) -> Path:
-    """The shipped model, else a tiny untrained checkpoint in the trainer's format."""
-    if SHIPPED_MODEL.is_file():
-        return SHIPPED_MODEL
-    from mtl_perception.model import build_model
-
-    torch.manual_seed(0)
-    config = {
-        "model": {"backbone": "resnet18", "output_stride": 16, "tasks": ["semantic", "instance", "depth"],
-                  "aspp_channels": 16, "decoder_channels": 16},
-        "data": {"height": 64, "width": 128, "camera": {"fx": 141.4, "baseline": 0.21}},
-    }
-    model = build_model(config["model"])
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    torch.save({"config": config, "model": model.state_dict(), "step": 0, "metrics": {}}, path)
-    return path
 
 
 @pytest.fixture(scope="module")

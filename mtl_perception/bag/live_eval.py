@@ -17,8 +17,9 @@ Latency is publish -> arrival of the frame's last expected output, in this proce
 ways, decoding, inference, encoding: what a downstream node sees). A frame with no output at
 all is dropped. Outputs are matched to frames by header stamp, which the node copies.
 
-rclpy and the message packages are imported when a live evaluation runs, never at import
-time, so the rest of ``mtl_perception.bag`` works without ROS.
+The rclpy side (camera publishers, output subscribers) is ``mtl_perception.ros.replay_client``,
+imported only when a live evaluation runs, so the rest of ``mtl_perception.bag`` works without
+ROS and nothing outside ``mtl_perception/ros`` imports rclpy.
 """
 from __future__ import annotations
 
@@ -90,68 +91,6 @@ class _Node:
         self._reader.join(timeout=2)
 
 
-class _Ros:
-    """This process's side of the replay: publishers of the camera, subscribers of every output."""
-
-    def __init__(self, namespace: str, outputs: list[str], on_output: Any) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-        from stereo_msgs.msg import DisparityImage
-        from visualization_msgs.msg import MarkerArray
-
-        types = {
-            messages.IMAGE: Image, messages.DISPARITY_IMAGE: DisparityImage,
-            "visualization_msgs/msg/MarkerArray": MarkerArray, "sensor_msgs/msg/PointCloud2": PointCloud2,
-        }
-        self.context = Context()
-        rclpy.init(args=[], context=self.context)  # not sys.argv: those are this command's arguments
-        self.node = rclpy.create_node("mtl_bag_replay", namespace=namespace, context=self.context)
-        # Reliable keep-last like the node's defaults; the subscribers keep a long history so
-        # that this measuring end never drops what the node delivered.
-        camera_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        output_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        self.image = self.node.create_publisher(Image, "image", camera_qos)
-        self.camera_info = self.node.create_publisher(CameraInfo, "camera_info", camera_qos)
-        for relative in outputs:
-            self.node.create_subscription(
-                types[NODE_OUTPUTS[relative]], relative,
-                lambda raw, relative=relative: on_output(relative, time.perf_counter(), raw), output_qos, raw=True,
-            )
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self._spin_forever, daemon=True)
-        self._spin.start()
-
-    def _spin_forever(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # the context was shut down under it: the replay is over
-            pass
-
-    def publish(self, image_raw: bytes, info_raw: bytes | None) -> float:
-        """Publish camera info then image; return the image's publish time (perf_counter)."""
-        if info_raw is not None:
-            self.camera_info.publish(info_raw)
-        t = time.perf_counter()
-        self.image.publish(image_raw)
-        return t
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-        self._spin.join(timeout=2)
-
-
 def _restamp(raw: bytes, msgtype: str, stamp: int) -> bytes:
     msg = messages.TYPESTORE.deserialize_cdr(raw, msgtype)
     msg.header = messages.make_header(stamp, msg.header.frame_id)
@@ -206,7 +145,9 @@ def evaluate_live(
         node = _Node(Path(model), run_ns, node_params or [])
         ros = None
         try:
-            ros = _Ros(run_ns, outputs, collector)
+            from mtl_perception.ros.replay_client import ReplayClient
+
+            ros = ReplayClient(run_ns, outputs, collector)
             expected = _warm_up(ros, node, collector, first, startup_timeout_s)
             info_topic = camera_info_topic or layout.camera_info_topic(image_topic)
             run = _Replay(ros, collector, writer, scorer, expected, image_topic, info_topic, node_params or [])
@@ -222,7 +163,7 @@ def evaluate_live(
     return run.report(bag, model, image_topic, gt_topics, out_bag, rate_factor, stats, outputs), scorer.examples()
 
 
-def _warm_up(ros: _Ros, node: _Node, collector: _Collector, frame: Frame, timeout_s: float) -> list[str]:
+def _warm_up(ros: Any, node: _Node, collector: _Collector, frame: Frame, timeout_s: float) -> list[str]:
     """Send the first image under warm-up stamps until outputs flow; return the topics that answered."""
     info = _info_raw(frame)
     deadline = time.monotonic() + timeout_s
@@ -263,7 +204,7 @@ def _info_raw(frame: Frame) -> bytes | None:
 class _Replay:
     """Publishing on the recorded clock, then matching outputs to frames."""
 
-    def __init__(self, ros: _Ros, collector: _Collector, writer: OutputBag | None, scorer: BagScorer,
+    def __init__(self, ros: Any, collector: _Collector, writer: OutputBag | None, scorer: BagScorer,
                  expected: list[str], image_topic: str, info_topic: str, node_params: list[str]) -> None:
         self.ros, self.collector, self.writer, self.scorer = ros, collector, writer, scorer
         self.expected = expected

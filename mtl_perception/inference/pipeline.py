@@ -198,7 +198,7 @@ class Pipeline:
         grouping_settings: Mapping[str, Any] | None = None,
         min_disparity: float = 0.05,
         color_alpha: float = 0.5,
-        depth_range: tuple[float, float] = (1.0, 80.0),
+        depth_range: tuple[float, float] = (3.0, 80.0),
         cpu_threads: int | None = 1,
     ) -> None:
         if output_resolution not in ("input", "network"):

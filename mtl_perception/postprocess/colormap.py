@@ -49,7 +49,7 @@ def colorize_instances(instance_ids: torch.Tensor) -> torch.Tensor:
     return _lut(INSTANCE_COLORS, instance_ids.device)[index]
 
 
-def colorize_depth(depth: torch.Tensor, min_depth: float = 1.0, max_depth: float = 80.0) -> torch.Tensor:
+def colorize_depth(depth: torch.Tensor, min_depth: float = 3.0, max_depth: float = 80.0) -> torch.Tensor:
     """(H, W) depth in metres -> (H, W, 3) uint8 turbo colours; NaN and +inf are black."""
     inv = (1.0 / depth.clamp(min_depth, max_depth) - 1.0 / max_depth) / (1.0 / min_depth - 1.0 / max_depth)
     index = (inv * 255).round().long().clamp(0, 255)

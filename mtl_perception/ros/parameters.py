@@ -100,7 +100,7 @@ SPECS: dict[str, Spec] = {
         0.6, "Opacity of the class colours in semantic/color over the camera image (1 = colours only).",
         range=(0.0, 1.0),
     ),
-    "depth_color_min_m": Spec(1.0, "Depth (m) mapped to the warm end of depth/color.", range=(0.1, 1000.0)),
+    "depth_color_min_m": Spec(3.0, "Depth (m) mapped to the warm end of depth/color.", range=(0.1, 1000.0)),
     "depth_color_max_m": Spec(80.0, "Depth (m) mapped to the cold end of depth/color.", range=(0.1, 1000.0)),
     "points_stride": Spec(2, "Publish every n-th pixel (in x and in y) in 'points'.", range=(1, 64)),
     "points_max_depth_m": Spec(80.0, "Points farther than this (m) are left out of 'points'.", range=(1.0, 1000.0)),
