@@ -34,6 +34,7 @@ COMMANDS = [
     "evaluate = mtl_perception.evaluation.evaluate_command:COMMAND",
     "bag = mtl_perception.bag.bag_command:COMMAND",
     "export = training.export_command:COMMAND",
+    "experiment = training.experiments.experiment_command:COMMAND",
 ]
 
 # Targets of `mtl-perception bench TARGET`.

@@ -104,7 +104,13 @@ def test_default_is_paper_uncertainty():
 
 
 def test_registry_holds_every_strategy():
-    assert WEIGHTINGS == {"uncertainty": UncertaintyWeighting, "fixed": FixedWeighting, "equal": EqualWeighting}
+    from training.dwa import DynamicWeightAverage
+    from training.gradnorm import GradNorm
+
+    assert WEIGHTINGS == {
+        "uncertainty": UncertaintyWeighting, "fixed": FixedWeighting, "equal": EqualWeighting,
+        "dwa": DynamicWeightAverage, "gradnorm": GradNorm,
+    }
     assert all(issubclass(cls, TaskWeighting) for cls in WEIGHTINGS.values())
 
 
@@ -116,7 +122,7 @@ def test_wrong_loss_keys_are_refused():
 @pytest.mark.parametrize(
     "cfg, message",
     [
-        ({"method": "gradnorm"}, "weighting.method: unknown method 'gradnorm'"),
+        ({"method": "pcgrad"}, "weighting.method: unknown method 'pcgrad'"),
         ({"method": "uncertainty", "form": "kendall"}, "weighting.form: unknown form 'kendall'"),
         ({"method": "uncertainty", "intit": 0.0}, r"weighting \(uncertainty\): unknown key\(s\) \['intit'\]"),
         ({"method": "uncertainty", "init": "zero"}, "weighting.init must be a finite number"),

@@ -168,3 +168,9 @@ def build_weighting(cfg: Mapping[str, Any] | None, tasks: Iterable[str]) -> Task
     if unknown:
         raise ConfigError(f"weighting ({method}): unknown key(s) {unknown}; accepted: {sorted(accepted)}")
     return cls(tasks, **cfg)
+
+
+# Strategies in modules of their own register themselves in WEIGHTINGS when imported. Plain
+# imports at the end, so that either import order works (they subclass TaskWeighting above).
+import training.dwa  # noqa: E402,F401  ("dwa": Dynamic Weight Averaging)
+import training.gradnorm  # noqa: E402,F401  ("gradnorm": GradNorm)

@@ -1,0 +1,1 @@
+"""Experiments that train many configurations and report on them (``mtl-perception experiment``)."""

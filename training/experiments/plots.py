@@ -1,0 +1,154 @@
+"""Figures of the Table-1 report (matplotlib's Agg canvas, no display, no pyplot global state).
+
+- ``fig2_<a>_<b>.png``, one per task pair (the paper's Figure 2): each task's metric against
+  the fixed weight of the first task (the second gets 1 - w), the single-task models at the
+  ends (w = 1: only the first task; w = 0: only the second), the unweighted sum at 0.5, and
+  each learned weighting marked at the weight share it ended with.
+- ``uncertainty_init.png`` (the paper's appendix): s_i and the effective weights over
+  training from each start value of s, read from each run's train.csv (seed 0).
+- ``weights_over_training.png``: the effective weights of every learned/dynamic weighting on
+  the init study's task set (seed 0).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from mtl_perception.io_utils import atomic_write
+
+from training.experiments.report import (
+    FIXED_METHODS,
+    HIGHER_IS_BETTER,
+    METHOD_LABELS,
+    METRIC_TASK,
+    Summary,
+    read_log,
+    task_metrics,
+)
+from training.experiments.table1 import Experiment, run_dir, set_name
+
+_LEARNED_MARKERS = ("*", "P", "X", "D")
+
+
+def _save(fig: Figure, path: Path) -> None:
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+
+
+def _std(s: Summary, metric: str) -> float:
+    """The seed std for error bars; 0 with a single seed."""
+    std = s.std(metric)
+    return 0.0 if math.isnan(std) else std
+
+
+def _errorbar(ax: Any, x: float, s: Summary, metric: str, **style: Any) -> None:
+    ax.errorbar([x], [s.mean(metric)], yerr=[_std(s, metric)], linestyle="none", capsize=3, **style)
+
+
+def figure2(pair: tuple[str, str], summaries: dict[str, Summary], path: Path) -> bool:
+    """Metric against the first task's weight for one pair; False (nothing drawn) without grid results."""
+    a, b = pair
+    grid = [s for s in summaries.values() if s.spec.method == "grid" and s.spec.tasks == pair and s.seeds]
+    if not grid:
+        return False
+
+    def share(weights: dict[str, float]) -> float:
+        """The x coordinate: the first task's share of the two weights."""
+        return weights[a] / (weights[a] + weights[b])
+
+    grid.sort(key=lambda s: share(s.weights()))
+    learned = [s for s in summaries.values() if s.spec.method not in FIXED_METHODS and s.spec.in_table
+               and s.spec.tasks == pair and s.seeds]
+    fig = Figure(figsize=(10, 4))
+    for ax, metric in zip(fig.subplots(1, 2), task_metrics(pair)):
+        xs = [share(s.weights()) for s in grid]
+        ax.errorbar(xs, [s.mean(metric) for s in grid], yerr=[_std(s, metric) for s in grid], marker="o", capsize=3,
+                    label="fixed weights (grid)")
+        single = summaries[f"single-{METRIC_TASK[metric]}"]
+        if single.seeds:
+            _errorbar(ax, 1.0 if METRIC_TASK[metric] == a else 0.0, single, metric, marker="s", color="black",
+                      label=f"single task ({METRIC_TASK[metric]})")
+        equal = summaries[f"equal-{set_name(pair)}"]
+        if equal.seeds:
+            _errorbar(ax, 0.5, equal, metric, marker="^", color="tab:gray", label="unweighted sum")
+        for marker, s in zip(_LEARNED_MARKERS, learned):
+            _errorbar(ax, share(s.weights()), s, metric, marker=marker, markersize=12,
+                      label=f"{METHOD_LABELS.get(s.spec.method, s.spec.method)} (learned weight)")
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_xlabel(f"weight of {a}  (weight of {b} = 1 - w)")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} ({'higher' if metric in HIGHER_IS_BETTER else 'lower'} is better)")
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle(f"{a} + {b}: task weight vs performance")
+    _save(fig, path)
+    return True
+
+
+def init_curves(experiment: Experiment, out_dir: Path, path: Path) -> bool:
+    """s_i and effective weights over training per start value of s (seed 0); False without logs."""
+    runs = [(float(s.weighting.get("init", 0.0)), read_log(run_dir(out_dir, s, 0) / "train.csv")) for s in experiment.init_study]
+    runs = [(init, log) for init, log in runs if log.get("step")]
+    if not runs:
+        return False
+    tasks = experiment.init_study[0].tasks
+    fig = Figure(figsize=(4 * len(tasks), 6.5))
+    axes = fig.subplots(2, len(tasks), squeeze=False)
+    for col, task in enumerate(tasks):
+        for init, log in sorted(runs):
+            axes[0][col].plot(log["step"], log[f"s_{task}"], label=f"s0 = {init:+g}")
+            axes[1][col].plot(log["step"], log[f"w_{task}"], label=f"s0 = {init:+g}")
+        axes[0][col].set_title(f"{task}: s = log sigma^2")
+        axes[1][col].set_title(f"{task}: effective weight")
+        axes[1][col].set_yscale("log")
+        for row in (0, 1):
+            axes[row][col].set_xlabel("step")
+            axes[row][col].grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Uncertainty weighting from different start values of s (seed 0)")
+    _save(fig, path)
+    return True
+
+
+def weights_over_training(experiment: Experiment, summaries: dict[str, Summary], out_dir: Path, path: Path) -> bool:
+    """Effective weights over training of each learned weighting on the init study's task set (seed 0)."""
+    if not experiment.init_study:
+        return False
+    tasks = experiment.init_study[0].tasks
+    runs = [(s, read_log(run_dir(out_dir, s.spec, 0) / "train.csv")) for s in summaries.values()
+            if s.spec.method not in FIXED_METHODS and s.spec.in_table and s.spec.tasks == tasks]
+    runs = [(s, log) for s, log in runs if log.get("step")]
+    if not runs:
+        return False
+    fig = Figure(figsize=(4.5 * len(runs), 3.8))
+    for ax, (s, log) in zip(fig.subplots(1, len(runs), squeeze=False)[0], runs):
+        for task in tasks:
+            ax.plot(log["step"], log[f"w_{task}"], label=task)
+        ax.set_title(METHOD_LABELS.get(s.spec.method, s.spec.method), fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel("effective weight")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Task weights over training ({set_name(tasks)}, seed 0)")
+    _save(fig, path)
+    return True
+
+
+def draw_all(experiment: Experiment, summaries: dict[str, Summary], out_dir: Path) -> dict[str, str]:
+    """Draw every figure that has data; returns {file name: what it shows}."""
+    drawn = {}
+    for tasks in experiment.task_sets:
+        if len(tasks) == 2:
+            name = f"fig2_{tasks[0]}_{tasks[1]}.png"
+            if figure2(tasks, summaries, out_dir / name):
+                drawn[name] = f"{tasks[0]} + {tasks[1]}: metrics against the {tasks[0]} weight (paper, Figure 2)"
+    if init_curves(experiment, out_dir, out_dir / "uncertainty_init.png"):
+        drawn["uncertainty_init.png"] = "s_i and effective weights over training for each start value of s (appendix)"
+    if weights_over_training(experiment, summaries, out_dir, out_dir / "weights_over_training.png"):
+        drawn["weights_over_training.png"] = "effective task weights over training of each learned weighting"
+    return drawn

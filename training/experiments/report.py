@@ -1,0 +1,296 @@
+"""The Table-1 report: results.json, table1.md (the paper's Table 1 layout) and the figures.
+
+Built from the ``result.json`` of every run found in the output folder, so it can be written
+from a partial experiment (missing rows read "not run") and rebuilt at any time.
+
+"Approx. optimal weights" is the grid point of a task set with the best mean rank over that
+set's metrics: one weight vector for all columns, as a user would have to pick. Because that
+choice is a compromise, the comparison section also checks each learned weighting against
+the best grid value of every metric separately (an oracle that may use a different weight
+for each column), next to the single-task models and the unweighted sum.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from mtl_perception.io_utils import atomic_write_text
+from mtl_perception.model.tasks import TASKS
+
+from training.experiments.table1 import RESULT_FILE, Experiment, RunSpec, run_dir, set_name
+
+METRICS = ("miou", "instance_err_px", "disparity_err_px")
+METRIC_TASK = {"miou": "semantic", "instance_err_px": "instance", "disparity_err_px": "depth"}
+HIGHER_IS_BETTER = frozenset({"miou"})
+METHOD_LABELS = {
+    "single": "Single task",
+    "equal": "Unweighted sum of losses",
+    "grid": "Approx. optimal weights (grid)",
+    "uncertainty": "Uncertainty weighting (Kendall et al.)",
+    "dwa": "DWA (Liu et al.)",
+    "gradnorm": "GradNorm (Chen et al.)",
+}
+FIXED_METHODS = ("single", "equal", "grid")
+
+
+@dataclass
+class Summary:
+    """The finished seeds of one configuration."""
+
+    spec: RunSpec
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # metric -> value per finished seed
+    final: dict[str, list[float]] = field(default_factory=dict)  # s_/w_<task> at the last step, per seed
+    seeds: list[int] = field(default_factory=list)
+    diverged: list[int] = field(default_factory=list)
+
+    def mean(self, metric: str) -> float:
+        values = self.metrics.get(metric, [])
+        return statistics.fmean(values) if values else math.nan
+
+    def std(self, metric: str) -> float:
+        values = self.metrics.get(metric, [])
+        return statistics.stdev(values) if len(values) > 1 else math.nan
+
+    def weights(self) -> dict[str, float]:
+        """Weights per task: the fixed ones, or the mean over seeds of the learned ones at the end."""
+        if self.spec.method in FIXED_METHODS:
+            return {t: float(self.spec.weighting.get("weights", {}).get(t, 1.0)) for t in self.spec.tasks}
+        return {t: statistics.fmean(self.final[f"w_{t}"]) for t in self.spec.tasks if self.final.get(f"w_{t}")}
+
+
+def collect(experiment: Experiment, out_dir: Path, seeds: int) -> dict[str, Summary]:
+    """A summary per configuration from the result files of seeds 0..N-1 that exist."""
+    summaries = {}
+    for spec in experiment.specs:
+        summary = Summary(spec)
+        for seed in range(seeds):
+            path = run_dir(out_dir, spec, seed) / RESULT_FILE
+            if not path.is_file():
+                continue
+            result = json.loads(path.read_text())
+            if result["status"] != "ok":
+                summary.diverged.append(seed)
+                continue
+            summary.seeds.append(seed)
+            for metric in METRICS:
+                if METRIC_TASK[metric] in spec.tasks and metric in result["metrics"]:
+                    summary.metrics.setdefault(metric, []).append(float(result["metrics"][metric]))
+            for key, value in result.get("final", {}).items():
+                summary.final.setdefault(key, []).append(float(value))
+        summaries[spec.name] = summary
+    return summaries
+
+
+def task_metrics(tasks: Iterable[str]) -> list[str]:
+    return [m for m in METRICS if METRIC_TASK[m] in tasks]
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether ``a`` is strictly better than ``b`` on ``metric``."""
+    return a > b if metric in HIGHER_IS_BETTER else a < b
+
+
+def best_grid(summaries: dict[str, Summary], tasks: tuple[str, ...]) -> Summary | None:
+    """The finished grid point of ``tasks`` with the best mean rank over its metrics."""
+    points = [s for s in summaries.values() if s.spec.method == "grid" and s.spec.tasks == tasks and s.seeds]
+    if not points:
+        return None
+    ranks = {s.spec.name: 0.0 for s in points}
+    for metric in task_metrics(tasks):
+        order = sorted(points, key=lambda s: -s.mean(metric) if metric in HIGHER_IS_BETTER else s.mean(metric))
+        for rank, s in enumerate(order):
+            ranks[s.spec.name] += rank
+    return min(points, key=lambda s: ranks[s.spec.name])
+
+
+def best_grid_value(summaries: dict[str, Summary], tasks: tuple[str, ...], metric: str) -> Summary | None:
+    """The finished grid point of ``tasks`` that is best on ``metric`` alone."""
+    points = [s for s in summaries.values() if s.spec.method == "grid" and s.spec.tasks == tasks and s.seeds]
+    if not points:
+        return None
+    key = (lambda s: -s.mean(metric)) if metric in HIGHER_IS_BETTER else (lambda s: s.mean(metric))
+    return min(points, key=key)
+
+
+def table_rows(experiment: Experiment, summaries: dict[str, Summary]) -> list[Summary]:
+    """Rows in the paper's order: single tasks, then per task set the sum, the grid pick, learned methods.
+
+    A task set with no finished grid point shows its first grid configuration (as not run).
+    """
+    rows = [summaries[f"single-{t}"] for t in TASKS]
+    learned = [m for m in dict.fromkeys(s.method for s in experiment.specs) if m not in FIXED_METHODS]
+    for tasks in experiment.task_sets:
+        rows.append(summaries[f"equal-{set_name(tasks)}"])
+        grid = best_grid(summaries, tasks)
+        if grid is None:
+            grid = next((summaries[s.name] for s in experiment.specs if s.method == "grid" and s.tasks == tasks), None)
+        if grid is not None:
+            rows.append(grid)
+        rows += [summaries[n] for m in learned if (n := f"{m}-{set_name(tasks)}") in summaries]
+    return rows
+
+
+def _cell(summary: Summary, metric: str) -> str:
+    if METRIC_TASK[metric] not in summary.spec.tasks:
+        return "–"
+    if not summary.seeds:
+        return "diverged" if summary.diverged else "not run"
+    digits = 4 if metric == "miou" else 3
+    text = f"{summary.mean(metric):.{digits}f}"
+    if len(summary.metrics.get(metric, [])) > 1:
+        text += f" ± {summary.std(metric):.{digits}f}"
+    return text
+
+
+def _weights_cell(summary: Summary) -> str:
+    weights = summary.weights()
+    suffix = " (learned, at end)" if summary.spec.method not in FIXED_METHODS else ""
+    if not weights:
+        return "–"
+    return " / ".join(f"{weights[t]:.3g}" if t in weights else "–" for t in TASKS) + suffix
+
+
+def markdown_table(rows: Iterable[Summary], grid_label: str = METHOD_LABELS["grid"]) -> str:
+    """Table-1 rows; ``grid_label`` names fixed-weight rows (the pick, or any grid point)."""
+    header = "| Loss | Tasks | Weights (sem / inst / depth) | miou ↑ | instance_err_px ↓ | disparity_err_px ↓ | Seeds |"
+    lines = [header, "|" + "---|" * 7]
+    for s in rows:
+        seeds = f"{len(s.seeds)}" + (f" (+{len(s.diverged)} diverged)" if s.diverged else "")
+        label = grid_label if s.spec.method == "grid" else METHOD_LABELS.get(s.spec.method, s.spec.method)
+        cells = [label, set_name(s.spec.tasks), _weights_cell(s), *(_cell(s, m) for m in METRICS), seeds]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def comparisons(experiment: Experiment, summaries: dict[str, Summary]) -> list[dict[str, Any]]:
+    """For each finished learned-weighting row and metric: is it better than each reference?"""
+    out = []
+    for spec in experiment.specs:
+        summary = summaries[spec.name]
+        if spec.method in FIXED_METHODS or not spec.in_table or not summary.seeds:
+            continue
+        chosen = best_grid(summaries, spec.tasks)
+        for metric in task_metrics(spec.tasks):
+            value = summary.mean(metric)
+            refs = {
+                "single": summaries[f"single-{METRIC_TASK[metric]}"],
+                "equal": summaries[f"equal-{set_name(spec.tasks)}"],
+                "grid_chosen": chosen,
+                "grid_best_for_metric": best_grid_value(summaries, spec.tasks, metric),
+            }
+            row: dict[str, Any] = {"config": spec.name, "method": spec.method, "tasks": list(spec.tasks),
+                                   "metric": metric, "value": value}
+            for key, ref in refs.items():
+                if ref is None or not ref.seeds:
+                    row[key] = None
+                    continue
+                ref_value = ref.mean(metric)
+                row[key] = {"config": ref.spec.name, "value": ref_value, "better": better(metric, value, ref_value)}
+            out.append(row)
+    return out
+
+
+def _comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    def mark(ref: dict[str, Any] | None, value: float) -> str:
+        if ref is None:
+            return "n/a"
+        return f"{'yes' if ref['better'] else 'no'} ({ref['value']:.4g})"
+
+    lines = ["| Method | Tasks | Metric | Value | beats single? | beats equal? | beats grid pick? | beats best grid for this metric? |",
+             "|" + "---|" * 8]
+    for r in rows:
+        lines.append(
+            f"| {METHOD_LABELS.get(r['method'], r['method'])} | {set_name(r['tasks'])} | {r['metric']} | {r['value']:.4g} | "
+            + " | ".join(mark(r[k], r["value"]) for k in ("single", "equal", "grid_chosen", "grid_best_for_metric"))
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _win_counts(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        parts = []
+        for key, label in (("single", "single task"), ("equal", "equal weights"), ("grid_chosen", "grid pick"),
+                           ("grid_best_for_metric", "per-metric best grid")):
+            judged = [r[key]["better"] for r in mine if r[key] is not None]
+            parts.append(f"{label} {sum(judged)}/{len(judged)}")
+        lines.append(f"- {METHOD_LABELS.get(method, method)} beats: " + ", ".join(parts) + " (task set x metric cells)")
+    return lines
+
+
+def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callable[[str], None] = print) -> Path:
+    """Write results.json, table1.md and the PNG figures into ``out_dir``; returns the markdown path."""
+    from training.experiments import plots
+
+    out_dir = Path(out_dir)
+    summaries = collect(experiment, out_dir, seeds)
+    rows = table_rows(experiment, summaries)
+    compared = comparisons(experiment, summaries)
+    figures = plots.draw_all(experiment, summaries, out_dir)
+
+    grid_rows = [s for s in summaries.values() if s.spec.method == "grid"]
+    done = sum(1 for s in summaries.values() if s.seeds or s.diverged)
+    md = [
+        f"# Table 1 ({experiment.source.stem} scale, {seeds} seed{'s' if seeds > 1 else ''})",
+        "",
+        f"{done} of {len(summaries)} configurations finished. Metrics on the validation split at the end of "
+        "training; mean ± sample std over seeds. ↑ higher is better, ↓ lower is better.",
+        "",
+        markdown_table(rows),
+        "",
+        "## Does learned weighting win?",
+        "",
+        *_win_counts(compared),
+        "",
+        _comparison_markdown(compared) if compared else "No learned-weighting run has finished yet.",
+        "",
+        "## All fixed-weight runs (grid search)",
+        "",
+        markdown_table(grid_rows, grid_label="Fixed weights"),
+        "",
+        "## Figures",
+        "",
+        *(f"- `{name}`: {what}" for name, what in figures.items()),
+        "",
+    ]
+    md_path = out_dir / "table1.md"
+    atomic_write_text(md_path, "\n".join(md))
+    payload = {
+        "scale": str(experiment.source),
+        "seeds": seeds,
+        "configurations": {
+            name: {
+                "method": s.spec.method,
+                "tasks": list(s.spec.tasks),
+                "weighting": dict(s.spec.weighting),
+                "in_table": s.spec.in_table,
+                "seeds": s.seeds,
+                "diverged_seeds": s.diverged,
+                "metrics": {m: {"mean": s.mean(m), "std": s.std(m), "values": v} for m, v in s.metrics.items()},
+                "weights": s.weights() if s.seeds else {},
+            }
+            for name, s in summaries.items()
+        },
+        "grid_pick": {set_name(t): (g.spec.name if (g := best_grid(summaries, t)) else None) for t in experiment.task_sets},
+        "comparisons": compared,
+        "figures": figures,
+    }
+    atomic_write_text(out_dir / "results.json", json.dumps(payload, indent=1, allow_nan=True) + "\n")
+    log(f"report: {md_path}, {out_dir / 'results.json'}, {len(figures)} figure(s)")
+    return md_path
+
+
+def read_log(train_csv: Path) -> dict[str, list[float]]:
+    """Columns of a run's train.csv as float lists (empty when the file is missing)."""
+    if not train_csv.is_file():
+        return {}
+    with train_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
