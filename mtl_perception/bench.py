@@ -48,6 +48,19 @@ def machine_facts() -> dict[str, Any]:
     return facts
 
 
+def parse_sizes(text: str, option: str = "--sizes") -> list[tuple[int, int]]:
+    """``"256x512,512x1024"`` -> ``[(256, 512), (512, 1024)]``; a bad item is a ``UserError``."""
+    from mtl_perception.errors import UserError
+
+    sizes = []
+    for item in text.split(","):
+        h, sep, w = item.strip().partition("x")
+        if not sep or not h.isdigit() or not w.isdigit() or int(h) < 32 or int(w) < 32:
+            raise UserError(f"{option}: expected HxW with H, W >= 32, got {item!r}")
+        sizes.append((int(h), int(w)))
+    return sizes
+
+
 def _benchmarks() -> dict:
     return {ep.name: ep for ep in entry_points(group="mtl_perception.benchmarks")}
 

@@ -1,6 +1,9 @@
 """Shared pytest fixtures."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,20 @@ def model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     torch.save({"config": config, "model": model.state_dict(), "step": 0, "metrics": {}}, path)
     return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+_COLCON_IGNORED = shutil.ignore_patterns(
+    ".venv", ".git", "build", "install", "log", "*.egg-info", "__pycache__", "data", "runs", "out", "bench", "demo_out"
+)
+
+
+@pytest.fixture(scope="session")
+def colcon_install(tmp_path_factory) -> Path:
+    """``colcon build`` of a copy of the repository (the copy keeps the source tree clean)."""
+    ws = tmp_path_factory.mktemp("ws")
+    shutil.copytree(REPO, ws / "src" / "mtl_perception", ignore=_COLCON_IGNORED)
+    colcon = Path(sys.executable).with_name("colcon")
+    result = subprocess.run([str(colcon), "build", "--base-paths", "src"], cwd=ws, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return ws / "install"

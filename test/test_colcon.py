@@ -1,28 +1,10 @@
 """`colcon build` of the ament_python package installs launch/, config/ and the executables."""
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
-COLCON = Path(sys.executable).with_name("colcon")
-IGNORED = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "*.egg-info", "__pycache__", "data", "runs", "out", "bench")
-
-
-@pytest.fixture(scope="module")
-def colcon_install(tmp_path_factory) -> Path:
-    """Build a copy of the package with colcon (the copy keeps the source tree clean)."""
-    ws = tmp_path_factory.mktemp("ws")
-    shutil.copytree(REPO, ws / "src" / "mtl_perception", ignore=IGNORED)
-    result = subprocess.run(
-        [str(COLCON), "build", "--base-paths", "src"], cwd=ws, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return ws / "install"
 
 
 def test_colcon_installs_share_files(colcon_install):

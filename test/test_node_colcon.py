@@ -7,37 +7,21 @@ receive ``semantic/labels`` with rclpy.
 """
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from inference_helpers import tiny_checkpoint
 from ros_harness import Harness
 
-REPO = Path(__file__).resolve().parents[1]
-COLCON = Path(sys.executable).with_name("colcon")
-IGNORED = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "*.egg-info", "__pycache__", "data", "runs", "out", "bench")
 DOMAIN_ID = 143
 
 
-@pytest.fixture(scope="module")
-def install(tmp_path_factory) -> Path:
-    """A colcon build of a copy of the repository (the copy keeps the source tree clean)."""
-    ws = tmp_path_factory.mktemp("ws")
-    shutil.copytree(REPO, ws / "src" / "mtl_perception", ignore=IGNORED)
-    result = subprocess.run(
-        [str(COLCON), "build", "--base-paths", "src"], cwd=ws, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return ws / "install"
-
-
-def test_installed_node_runs_with_installed_config_and_publishes(install, tmp_path, monkeypatch):
+def test_installed_node_runs_with_installed_config_and_publishes(colcon_install, tmp_path, monkeypatch):
+    install = colcon_install
     monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     monkeypatch.setenv("MTL_PERCEPTION_CACHE", str(tmp_path / "cache"))

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtl_perception.bench import Benchmark
+from mtl_perception.bench import Benchmark, parse_sizes
 
 #: Model section of config/train/synthetic.yaml, used when no trained model is available.
 FALLBACK_MODEL = {"backbone": "resnet18", "output_stride": 16, "aspp_channels": 128, "decoder_channels": 128}
@@ -45,18 +45,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls of each kind (default: 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default: 2)")
-
-
-def _sizes(text: str) -> list[tuple[int, int]]:
-    from mtl_perception.errors import UserError
-
-    sizes = []
-    for item in text.split(","):
-        h, sep, w = item.strip().partition("x")
-        if not sep or not h.isdigit() or not w.isdigit() or int(h) < 32 or int(w) < 32:
-            raise UserError(f"--sizes: expected HxW with H, W >= 32, got {item!r}")
-        sizes.append((int(h), int(w)))
-    return sizes
 
 
 def _model_path(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
@@ -181,7 +169,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         precisions = ["fp32", "fp16"] if device.type == "cuda" else ["fp32"]
     else:
         precisions = [p.strip() for p in args.precisions.split(",")]
-    sizes = _sizes(args.sizes)
+    sizes = parse_sizes(args.sizes)
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="mtl_bench_") as tmp:

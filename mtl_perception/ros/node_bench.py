@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mtl_perception.bench import Benchmark
+from mtl_perception.bench import Benchmark, parse_sizes
 from mtl_perception.ros.middleware import configure_fastdds
 
 #: Fallback network when no trained model is available (config/train/synthetic.yaml's size class).
@@ -59,18 +59,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--qos", action="store_true", help="also measure delivery per QoS pairing and Fast DDS set-up (about 3 min)"
     )
     parser.add_argument("--qos-frames", type=int, default=150, help="frames per QoS pairing (default: 150)")
-
-
-def _sizes(text: str) -> list[tuple[int, int]]:
-    from mtl_perception.errors import UserError
-
-    sizes = []
-    for item in text.split(","):
-        h, sep, w = item.strip().partition("x")
-        if not sep or not h.isdigit() or not w.isdigit() or int(h) < 32 or int(w) < 32:
-            raise UserError(f"--sizes: expected HxW with H, W >= 32, got {item!r}")
-        sizes.append((int(h), int(w)))
-    return sizes
 
 
 def _model(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
@@ -383,7 +371,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         os.environ.setdefault("MTL_PERCEPTION_CACHE", env["MTL_PERCEPTION_CACHE"])
         model, results["model"] = _model(args, Path(tmp))
         results["sizes"] = []
-        for size in _sizes(args.sizes):
+        for size in parse_sizes(args.sizes):
             row = _end_to_end(args, model, size, env, Path(tmp))
             print(
                 f"{row['size']}: end-to-end {row['end_to_end_ms']['p50']:.1f} ms, pipeline "
