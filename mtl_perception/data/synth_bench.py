@@ -14,18 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtl_perception.bench import Benchmark
+from mtl_perception.bench import Benchmark, parse_sizes
 from mtl_perception.errors import UserError
-
-
-def _sizes(text: str) -> list[tuple[int, int]]:
-    try:
-        sizes = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",") if item]
-    except ValueError:
-        sizes = []
-    if not sizes or any(len(s) != 2 or min(s) < 16 for s in sizes):
-        raise UserError(f"--sizes must look like 256x512,128x256 (HxW, each >= 16), got {text!r}")
-    return sizes  # type: ignore[return-value]
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +65,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("--images and --workers must be >= 1")
     tiles()  # built once per process; not part of the per-image cost
     results: dict[str, Any] = {"images": args.images, "workers": args.workers, "load_avg_1min_before": os.getloadavg()[0]}
-    for height, width in _sizes(args.sizes):
+    for height, width in parse_sizes(args.sizes):
         with tempfile.TemporaryDirectory(prefix="synth_bench_") as tmp:
             single = _in_process(Path(tmp) / "single", height, width, args.images)
             start = time.perf_counter()
