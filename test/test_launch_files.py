@@ -114,3 +114,13 @@ def test_rviz_config_is_rviz2_yaml_showing_every_visual_output():
     assert displays["Points"]["Color Transformer"] == "RGB8"
     assert all(d["Class"].startswith("rviz_default_plugins/") for d in displays.values())
     assert manager["Global Options"]["Fixed Frame"] == LaunchFile.parse(RVIZ).arguments["fixed_frame"]["default_value"]
+
+
+def test_every_package_a_launch_file_starts_is_an_exec_depend_of_package_xml(main_launch, rviz_launch):
+    """rosdep installs what package.xml names; a launch file must not need anything else."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(Path(__file__).resolve().parents[1] / "package.xml").getroot()
+    depends = {e.text for e in root.iter("exec_depend")} | {root.findtext("name")}
+    used = {node["package"] for launch in (main_launch, rviz_launch) for node in launch.nodes}
+    assert used and used <= depends, used - depends
