@@ -20,7 +20,7 @@ from mtl_perception.errors import UserError
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="256x512,128x256", help="image sizes HxW, comma-separated")
-    parser.add_argument("--images", type=int, default=32, help="images per measurement")
+    parser.add_argument("--images", type=int, default=96, help="images per measurement (enough to amortise worker start-up)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for the parallel run")
 
 
