@@ -1,6 +1,8 @@
 """Instance grouping (votes and OPTICS): exact recovery, noise, edge cases, determinism."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -197,3 +199,19 @@ def test_classes_never_merge():
     inst = group_instances(*_inputs(gt))
     _assert_exact(gt, inst)
     assert sorted(inst.classes.tolist()) == [train_id("rider"), train_id("bicycle")]
+
+
+def test_bench_groups_noisy_votes_and_model_outputs(model_path, tmp_path):
+    """``bench grouping`` at its smallest: both sources at every resolution, votes only."""
+    from mtl_perception.cli import main
+    from mtl_perception.postprocess.grouping_bench import RESOLUTIONS
+
+    out = tmp_path / "grouping.json"
+    args = ["--methods", "votes", "--frames", "1", "--repeats", "1", "--model-frames", "1", "--model", str(model_path)]
+    assert main(["bench", "grouping", *args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {(r["source"], r["resolution"]): r for r in report["results"]}
+    assert set(rows) == {(s, f"{h}x{w}") for s in ("noisy_gt", "model") for h, w in RESOLUTIONS}
+    assert all(r["method"] == "votes" and r["ms_min"] > 0 for r in rows.values())
+    assert min(r["AP"] for (s, _), r in rows.items() if s == "noisy_gt") > 0.9
+    assert report["model"] == str(model_path) and report["threads"] == 1

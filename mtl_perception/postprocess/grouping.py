@@ -40,9 +40,10 @@ a GPU, float sums of confidences and positions may differ in the last bits betwe
 from __future__ import annotations
 
 import importlib
+import operator
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -64,11 +65,16 @@ _THING_TRAIN_ID = torch.tensor(THING_TRAIN_IDS, dtype=torch.long)
 _BLOCK_ELEMENTS = 1 << 22
 
 
-def nonzero_1d(mask: torch.Tensor) -> torch.Tensor:
-    """Indices of the True entries of a 1-D mask. On the CPU numpy's is about 5x faster than torch's."""
-    if mask.device.type == "cpu":
-        return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return mask.nonzero().squeeze(1)
+def flat_where(values: torch.Tensor, compare: Callable[[Any, Any], Any], bound: float) -> torch.Tensor:
+    """Flat indices (int64) of the entries of ``values`` with ``compare(value, bound)``, e.g. ``operator.lt``.
+
+    On the CPU this runs in numpy: torch builds bool tensors and their indices slowly there
+    (measured here, 512 x 1024 uint8: compare 0.8 ms vs 0.05 ms; nonzero 4.1 ms vs 0.6 ms).
+    """
+    values = values.reshape(-1)
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(compare(values.numpy(), bound)))
+    return compare(values, bound).nonzero().squeeze(1)
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,8 @@ class Votes:
     width: int
     bin_size: int
     pixel: torch.Tensor  # int64 (N,): flat index b * H * W + v * W + u of the voting pixel
-    u: torch.Tensor  # float64 (N,): pixel column (float64: exact sums for the centroids)
-    v: torch.Tensor  # float64 (N,): pixel row
+    u: torch.Tensor  # float32 (float64 beyond 2^23 pixels) (N,): pixel column, a whole number
+    v: torch.Tensor  # float32 (float64 beyond 2^23 pixels) (N,): pixel row, a whole number
     x: torch.Tensor  # float32 (N,): vote column u + dx
     y: torch.Tensor  # float32 (N,): vote row v + dy
     group: torch.Tensor  # int64 (N,)
@@ -248,18 +254,20 @@ def collect_votes(
     # Thing train ids are contiguous (11..18): channel = id - 11 in uint8 wraps stuff and ignore
     # to >= 8, one cheap pass over one byte per pixel instead of a table look-up.
     channel_all = semantic.reshape(-1).to(device=vectors.device, dtype=torch.uint8) - _FIRST_THING
-    pixel = nonzero_1d(channel_all < NUM_THING_CLASSES).to(vectors.device)
+    pixel = flat_where(channel_all, operator.lt, NUM_THING_CLASSES)
     vectors = vectors.float()
     x = vectors[:, 0].reshape(-1).index_select(0, pixel)
     y = vectors[:, 1].reshape(-1).index_select(0, pixel)
-    if not bool(torch.isfinite((x + y).sum())):  # one reduction; the per-vote test only when needed
+    if not bool(torch.isfinite(x.sum() + y.sum())):  # two reductions; the per-vote test only when needed
         finite = torch.isfinite(x + y)
         pixel, x, y = pixel[finite], x[finite], y[finite]
-    # Integer arithmetic on the CPU is 2x slower than float: row, column, group and bin are
-    # computed in floats that hold them exactly (float64 for pixels, float32 for bins up to 2^24).
-    flat = pixel.double()
+    # Integer division and int64 arithmetic are several times slower than float32 on the CPU:
+    # row, column, group and bin are computed in floats that hold them exactly (float32 up to
+    # 2^23 pixels / 2^24 bins, where floor((p + 0.5) / w) cannot round across an integer).
+    coords = torch.float32 if b * h * w < 1 << 23 else torch.float64
+    flat = pixel.to(coords)
     row = torch.floor((flat + 0.5) / w)  # image * H + v
-    u = flat - row * w
+    u = flat.sub_(row * w)
     s = bin_size
     bins_h, bins_w = -(-h // s), -(-w // s)
     num_bins = b * NUM_THING_CLASSES * bins_h * bins_w
@@ -269,13 +277,14 @@ def collect_votes(
         v = row
     else:
         image = torch.floor((row + 0.5) / h)
-        v = row - image * h
+        v = row.sub_(image * h)
         group += (image * NUM_THING_CLASSES).to(exact)
     x += u
     y += v
-    bx = torch.floor((x + 0.5) / s).clamp_(0, bins_w - 1)
-    by = torch.floor((y + 0.5) / s).clamp_(0, bins_h - 1)
-    key = ((group * bins_h + by.to(exact)) * bins_w + bx.to(exact)).long()
+    # In place where possible: a fresh 1 MB tensor per step costs as much as the step itself.
+    bx = (x + 0.5).div_(s).floor_().clamp_(0, bins_w - 1).to(exact)
+    by = (y + 0.5).div_(s).floor_().clamp_(0, bins_h - 1).to(exact)
+    key = group.mul(bins_h).add_(by).mul_(bins_w).add_(bx).long()
     group = group.long()
     hist = torch.bincount(key, minlength=num_bins).float()
     conf = None if confidence is None else confidence.reshape(-1).float().index_select(0, pixel)
@@ -327,7 +336,7 @@ def assign(votes: Votes, peaks: Peaks, radius: float, min_pixels: int) -> list[I
     if k == 0:
         return _empty(votes, device)
     b, h, w = votes.batch, votes.height, votes.width
-    bins = nonzero_1d(votes.hist > 0).to(device)
+    bins = flat_where(votes.hist, operator.gt, 0)
     bin_votes = votes.hist[bins]
     bin_peak, bin_dist = _bin_labels(votes, peaks, bins, radius)
 
@@ -336,8 +345,7 @@ def assign(votes: Votes, peaks: Peaks, radius: float, min_pixels: int) -> list[I
     focus_radius = torch.clamp(0.25 * counts.float().sqrt(), min=float(votes.bin_size))
     near = bin_dist <= torch.cat([focus_radius.new_zeros(1), focus_radius])[bin_peak]
     near_votes = torch.zeros(k + 1, device=device).scatter_add_(0, bin_peak, bin_votes * near)[1:]
-    keep = counts >= min_pixels
-    kept = nonzero_1d(keep.cpu()).to(device)
+    kept = flat_where(counts, operator.ge, min_pixels)
     new_index = torch.zeros(k + 1, dtype=torch.long, device=device)
     new_index[kept + 1] = torch.arange(1, kept.numel() + 1, device=device)
     # scatter_ rather than indexed assignment: 5-7x faster on the CPU for the same result.
@@ -355,10 +363,17 @@ def assign(votes: Votes, peaks: Peaks, radius: float, min_pixels: int) -> list[I
     labels = labels.view(b, h, w)
 
     def per_instance(values: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(n_kept + 1, dtype=torch.float64, device=device).scatter_add_(0, instance, values.to(torch.float64))[1:]
+        """Sum of ``values`` per kept instance, exact: int64 for whole numbers, else float64.
+
+        Pixel coordinates are summed as int64, which is also 2.4x faster than float on the CPU
+        (runs of pixels of one instance add into one slot, and integer adds do not wait on
+        each other the way float adds do).
+        """
+        dtype = torch.float64 if values.is_floating_point() else torch.long
+        return torch.zeros(n_kept + 1, dtype=dtype, device=device).scatter_add_(0, instance, values.to(dtype))[1:]
 
     n = counts[kept].double()
-    centroids = torch.stack([per_instance(votes.u) / n, per_instance(votes.v) / n], dim=1).float()
+    centroids = torch.stack([per_instance(votes.u.long()) / n, per_instance(votes.v.long()) / n], dim=1).float()
     confidence = 1.0 if votes.confidence is None else per_instance(votes.confidence) / n
     scores = (confidence * near_votes[kept].double() / n).float()
     classes = _THING_TRAIN_ID.to(device)[peaks.group[kept] % NUM_THING_CLASSES]

@@ -1,25 +1,34 @@
-"""``mtl-perception bench grouping``: time and AP of each grouping method on noisy ground-truth votes.
+"""``mtl-perception bench grouping``: time and AP of each grouping method, on noisy ground-truth
+votes and on a model's outputs.
 
-Frames are synthetic street layouts drawn here (numpy): stuff bands, thing objects as
-rectangles and ellipses sized by perspective and painted far to near (so near objects occlude
-far ones), thin poles that split objects in two, sometimes a crowd region. Votes are the
-training targets of :mod:`mtl_perception.data.targets` (centroid - pixel) plus Gaussian noise
-whose standard deviation is ``noise x sqrt(instance area)``: regression errors grow with
-object size, and the same ``noise`` means the same difficulty at every resolution. Semantics
-are the ground truth, so AP measures the grouping alone. Both methods run with their default
-settings.
+Noisy ground truth (``source: noisy_gt``): synthetic street layouts drawn here (numpy): stuff
+bands, thing objects as rectangles and ellipses sized by perspective and painted far to near
+(so near objects occlude far ones), thin poles that split objects in two, sometimes a crowd
+region. Votes are the training targets of :mod:`mtl_perception.data.targets` (centroid -
+pixel) plus Gaussian noise whose standard deviation is ``noise x sqrt(instance area)``:
+regression errors grow with object size, and the same ``noise`` means the same difficulty at
+every resolution. Semantics are the ground truth, so AP measures the grouping alone.
 
-AP is the Cityscapes AP of :mod:`mtl_perception.evaluation.instance_ap`, with the official
-100-pixel minimum region scaled from 1024 x 2048 to the frame's size. Times are wall-clock per
-frame, median and minimum (the minimum is the one to read on a shared machine, where other
-processes stretch the median), with torch limited to ``--threads``.
+Model outputs (``source: model``): synthetic validation scenes (``mtl_perception.data.synth``)
+rendered at each resolution, the model run at its training size as the node runs it, and its
+semantic logits and instance vectors resized to the resolution (vectors scaled with it): the
+input the grouping gets when the node publishes at that resolution. AP here measures model
+and grouping together; what compares methods is the difference between them on the same
+outputs.
+
+Both methods run with their default settings, on uint8 semantic ids (what the pipeline
+passes). AP is the Cityscapes AP of :mod:`mtl_perception.evaluation.instance_ap`, with the
+official 100-pixel minimum region scaled from 1024 x 2048 to the frame's size. Times are
+wall-clock per frame, median and minimum (the minimum is the one to read on a shared machine,
+where other processes stretch the median), with torch limited to ``--threads``.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -97,66 +106,130 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=3, help="frames per resolution (default 3)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per frame for votes (default 10)")
     parser.add_argument("--noise", type=float, default=0.05, help="vote noise std as a fraction of sqrt(area) (default 0.05)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1, what the pipeline's post-processing uses)"
+    )
     parser.add_argument("--methods", nargs="+", default=["votes", "optics"], help="grouping methods (default: votes optics)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic frames and noise (default 0)")
+    parser.add_argument(
+        "--model-frames", type=int, default=2,
+        help="synthetic scenes per resolution grouped from the model's outputs (default 2; 0 = noisy votes only)",
+    )
+    parser.add_argument("--model", type=Path, default=None, help="model for --model-frames (default: the shipped model)")
+
+
+#: One frame to group: gtFine instanceIds, vectors (1, 2, H, W), semantic uint8 (1, H, W), confidence or None.
+Frame = tuple[np.ndarray, "torch.Tensor", "torch.Tensor", "torch.Tensor | None"]
+
+
+def noisy_frames(height: int, width: int, args: argparse.Namespace) -> list[Frame]:
+    """``args.frames`` synthetic layouts with noisy ground-truth votes (see the module doc)."""
+    import torch
+
+    rng = np.random.default_rng(args.seed)
+    frames = []
+    for _ in range(args.frames):
+        gt = synthetic_layout(height, width, rng)
+        vectors, semantic = noisy_votes(gt, args.noise, rng)
+        frames.append((gt, torch.from_numpy(vectors)[None], torch.from_numpy(semantic.astype(np.uint8))[None], None))
+    return frames
+
+
+def model_frames(height: int, width: int, args: argparse.Namespace, pipeline: Any) -> list[Frame]:
+    """The model's outputs on ``args.model_frames`` synthetic val scenes, at ``height`` x ``width``.
+
+    The network runs at its own size; logits are resized bilinearly, vectors bilinearly and
+    multiplied by the size ratio (they are in pixels), as the grouping would see them if the
+    network had produced them at this resolution.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from mtl_perception.data.synth.generate import render_image
+
+    frames = []
+    for index in range(args.model_frames):
+        scene = render_image("val", index, height, width, args.seed)
+        raw = pipeline.run_batch(scene.rgb[None], size=pipeline.network_size)
+        net_h, net_w = raw["instance"].shape[-2:]
+        vectors = F.interpolate(raw["instance"].float(), size=(height, width), mode="bilinear", align_corners=False)
+        vectors *= torch.tensor([width / net_w, height / net_h]).view(1, 2, 1, 1)
+        logits = F.interpolate(raw["semantic"].float(), size=(height, width), mode="bilinear", align_corners=False)
+        confidence, semantic = logits.softmax(1).max(1)
+        frames.append((scene.instance_ids.astype(np.int32), vectors, semantic.to(torch.uint8), confidence))
+    return frames
+
+
+def _time_method(method: str, frames: list[Frame], repeats: int, height: int, width: int) -> dict[str, Any]:
+    """Median and minimum time per frame of one method on ``frames``, and its AP."""
+    from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceAP
+    from mtl_perception.postprocess.grouping import build_grouper
+
+    grouper = build_grouper(method)
+    if repeats > 1:  # warm-up
+        grouper(*frames[0][1:])
+    times, ap = [], InstanceAP(min_region_size=MIN_REGION_SIZE * height * width / (1024 * 2048))
+    for gt, vectors, semantic, confidence in frames:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            instances = grouper(vectors, semantic, confidence)[0]
+            times.append(time.perf_counter() - start)
+        ap.add(instances.labels.numpy(), instances.classes.numpy(), instances.scores.numpy(), gt)
+    result = ap.result()
+    return {
+        "ms": round(1e3 * statistics.median(times), 2), "ms_min": round(1e3 * min(times), 2),
+        "AP": result["AP"], "AP50": result["AP50"],
+    }
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    if args.frames < 1 or args.repeats < 1 or args.threads < 1 or args.noise < 0:
-        raise UserError("--frames, --repeats and --threads must be >= 1 and --noise >= 0")
-
-    from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceAP
-    from mtl_perception.postprocess.grouping import build_grouper
+    if args.frames < 1 or args.repeats < 1 or args.threads < 1 or args.noise < 0 or args.model_frames < 0:
+        raise UserError("--frames, --repeats and --threads must be >= 1, --noise and --model-frames >= 0")
 
     torch.set_num_threads(args.threads)
+    sources: list[tuple[str, Callable[[int, int], list[Frame]]]] = [("noisy_gt", lambda h, w: noisy_frames(h, w, args))]
+    model = None
+    if args.model_frames:
+        from mtl_perception.inference.factory import create_backend
+        from mtl_perception.inference.pipeline import Pipeline
+
+        pipeline = Pipeline(create_backend("torch", args.model, "cpu"))
+        model = str(args.model or "shipped default model")
+        sources.append(("model", lambda h, w: model_frames(h, w, args, pipeline)))
     rows = []
     for height, width in RESOLUTIONS:
-        rng = np.random.default_rng(args.seed)
-        frames = []
-        for _ in range(args.frames):
-            gt = synthetic_layout(height, width, rng)
-            vectors, semantic = noisy_votes(gt, args.noise, rng)
-            frames.append((gt, torch.from_numpy(vectors)[None], torch.from_numpy(semantic)[None]))
-        for method in args.methods:
-            grouper = build_grouper(method)
-            # OPTICS takes seconds per frame: one run each, no warm-up (nothing to warm).
-            repeats = args.repeats if method == "votes" else 1
-            if repeats > 1:
-                grouper(frames[0][1], frames[0][2])
-            times, ap = [], InstanceAP(min_region_size=MIN_REGION_SIZE * height * width / (1024 * 2048))
-            for gt, vectors, semantic in frames:
-                for _ in range(repeats):
-                    start = time.perf_counter()
-                    instances = grouper(vectors, semantic)[0]
-                    times.append(time.perf_counter() - start)
-                ap.add(instances.labels.numpy(), instances.classes.numpy(), instances.scores.numpy(), gt)
-            result = ap.result()
-            rows.append({
-                "method": method, "resolution": f"{height}x{width}",
-                "ms": round(1e3 * statistics.median(times), 2), "ms_min": round(1e3 * min(times), 2),
-                "AP": result["AP"], "AP50": result["AP50"],
-            })
-            print(rows[-1], flush=True)
+        for source, make_frames in sources:
+            frames = make_frames(height, width)
+            for method in args.methods:
+                # OPTICS takes seconds per frame: one run each, no warm-up (nothing to warm).
+                repeats = args.repeats if method == "votes" else 1
+                rows.append({
+                    "method": method, "source": source, "resolution": f"{height}x{width}",
+                    **_time_method(method, frames, repeats, height, width),
+                })
+                print(rows[-1], flush=True)
     return {
-        "noise": args.noise, "frames": args.frames, "threads": args.threads, "results": rows,
-        "votes_vs_optics": _comparison(rows),
+        "noise": args.noise, "frames": args.frames, "model_frames": args.model_frames, "model": model,
+        "threads": args.threads, "results": rows, "votes_vs_optics": _comparison(rows),
     }
 
 
 def _comparison(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per resolution with both methods: how many times faster ``votes`` is, and its AP minus OPTICS'."""
-    by_key = {(r["method"], r["resolution"]): r for r in rows}
+    by_key = {(r["method"], r["source"], r["resolution"]): r for r in rows}
     out = []
-    for (method, resolution), votes in by_key.items():
-        optics = by_key.get(("optics", resolution))
+    for (method, source, resolution), votes in by_key.items():
+        optics = by_key.get(("optics", source, resolution))
         if method != "votes" or optics is None:
             continue
         ap_difference = None if None in (votes["AP"], optics["AP"]) else round(votes["AP"] - optics["AP"], 4)
         speedup = round(optics["ms_min"] / votes["ms_min"], 1)
-        out.append({"resolution": resolution, "optics_ms_over_votes_ms": speedup, "AP_votes_minus_optics": ap_difference})
+        out.append({
+            "source": source, "resolution": resolution,
+            "optics_ms_over_votes_ms": speedup, "AP_votes_minus_optics": ap_difference,
+        })
     return out
 
 

@@ -17,11 +17,12 @@ only the windows of bins above the threshold, which are few.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import torch
 
-from mtl_perception.postprocess.grouping import Grouper, Peaks, Votes, check_setting, is_whole, nonzero_1d
+from mtl_perception.postprocess.grouping import Grouper, Peaks, Votes, check_setting, flat_where, is_whole
 
 #: Bound on the elements of one candidates x window block.
 _BLOCK_ELEMENTS = 1 << 22
@@ -97,10 +98,10 @@ class VoteGrouping(Grouper):
         bh, bw = votes.bins_h, votes.bins_w
         cells = bh * bw
         hist = votes.hist.view(votes.num_groups, bh, bw)
-        present = nonzero_1d((hist.sum(dim=(1, 2)) > 0).cpu()).to(device)  # (image, class) groups with votes
+        present = flat_where(hist.sum(dim=(1, 2)), operator.gt, 0)  # (image, class) groups with votes
         hist = hist.index_select(0, present)
         smooth = _smooth(hist)
-        candidate = nonzero_1d((smooth >= self.peak_threshold).view(-1)).to(device)
+        candidate = flat_where(smooth, operator.ge, self.peak_threshold)
         index = _window_maxima(smooth, candidate, int(self.nms_kernel) // 2)
         sub_group, cell = index // cells, index % cells
         # Sub-bin position: centre of mass of the raw 3 x 3 neighbourhood.
