@@ -263,6 +263,8 @@ MARKER_DIAMETER_M = 0.5
 #: Text height (m) and its lift above the sphere (optical frame: -y is up).
 MARKER_TEXT_HEIGHT_M = 0.5
 _TEXT_LIFT_M = 0.6
+#: Pixels per instance (at most) whose median gives the marker's position.
+MARKER_SAMPLES = 2048
 
 
 def instance_centroids(
@@ -273,24 +275,27 @@ def instance_centroids(
     The median rather than the mean: depth bleeds across object borders, and a few
     background pixels at 80 m would drag a mean far behind the object.
     """
-    height, width = instances.shape
+    width = instances.shape[1]
     flat = instances.ravel()
     z_all = depth.ravel()
     index = np.flatnonzero((flat > 0) & np.isfinite(z_all))
     if index.size == 0:
         return {}
+    # Stable sort of 16-bit ids is a radix sort; after it each instance is one slice (in image
+    # order), and its median is taken over at most MARKER_SAMPLES evenly spaced pixels of it:
+    # plenty for a marker, and it bounds the cost of large objects (2.7 -> 1.7 ms for 10
+    # instances at 256x512 here; a Python loop over every pixel's median took 4 ms).
     index = index[np.argsort(flat[index], kind="stable")]
     ids = flat[index]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(ids)) + 1))
+    starts = np.flatnonzero(np.diff(ids, prepend=ids[0] - 1))
+    ends = np.append(starts[1:], ids.size)
     centroids: dict[int, tuple[float, float, float]] = {}
-    for group in np.split(index, starts[1:]):
+    for lo, hi in zip(starts.tolist(), ends.tolist()):
+        group = index[lo:hi:-(-(hi - lo) // MARKER_SAMPLES)]
         z = z_all[group]
-        u, v = group % width, group // width
-        centroids[int(flat[group[0]])] = (
-            float(np.median((u - camera.cx) * z / camera.fx)),
-            float(np.median((v - camera.cy) * z / camera.fy)),
-            float(np.median(z)),
-        )
+        rows, cols = np.divmod(group, width)
+        xyz = np.stack([(cols - camera.cx) * z / camera.fx, (rows - camera.cy) * z / camera.fy, z])
+        centroids[int(ids[lo])] = tuple(float(m) for m in np.median(xyz, axis=1))
     return centroids
 
 
