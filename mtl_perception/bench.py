@@ -61,6 +61,38 @@ def parse_sizes(text: str, option: str = "--sizes") -> list[tuple[int, int]]:
     return sizes
 
 
+#: The network measured when no trained model is at hand: the size class of
+#: config/train/synthetic.yaml (the shipped model's), at 256x512 with the Cityscapes camera.
+FALLBACK_MODEL = {
+    "backbone": "resnet18", "output_stride": 16, "aspp_channels": 128, "decoder_channels": 128, "disparity_bias": 8.0,
+}
+FALLBACK_SIZE = (256, 512)
+
+
+def bench_model(model: Path | None, workdir: Path) -> tuple[Path, str]:
+    """The model a benchmark measures and how to describe it: ``model`` if given, else the
+    shipped default, else a randomly initialised FALLBACK_MODEL saved under ``workdir``
+    (speed does not depend on the weights)."""
+    import torch
+
+    from mtl_perception.data.synth.camera import CITYSCAPES_FX, CITYSCAPES_WIDTH
+    from mtl_perception.inference.factory import default_model_path
+    from mtl_perception.inference.metadata import CITYSCAPES_BASELINE
+    from mtl_perception.model import build_model
+
+    if model is not None:
+        return model, str(model)
+    if default_model_path().is_file():
+        return default_model_path(), f"shipped {default_model_path().name}"
+    h, w = FALLBACK_SIZE
+    camera = {"fx": CITYSCAPES_FX * w / CITYSCAPES_WIDTH, "baseline": CITYSCAPES_BASELINE}
+    config = {"model": FALLBACK_MODEL, "data": {"height": h, "width": w, "camera": camera}}
+    torch.manual_seed(0)
+    path = workdir / "random.pt"
+    torch.save({"config": config, "model": build_model(FALLBACK_MODEL).state_dict()}, path)
+    return path, f"random init resnet18/os16 at {h}x{w} (no trained model here)"
+
+
 def _benchmarks() -> dict:
     return {ep.name: ep for ep in entry_points(group="mtl_perception.benchmarks")}
 

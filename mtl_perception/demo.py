@@ -100,7 +100,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from mtl_perception.bag.report import markdown_summary
-    from mtl_perception.evaluation.evaluate_command import default_model_path
+    from mtl_perception.inference.factory import default_model_path
 
     if args.frames < 2:
         raise UserError(f"--frames must be at least 2, got {args.frames}")

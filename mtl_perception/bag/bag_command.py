@@ -88,7 +88,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     model = args.model
     if model is None:
-        from mtl_perception.evaluation.evaluate_command import default_model_path
+        from mtl_perception.inference.factory import default_model_path
 
         model = default_model_path()
     if not model.is_file():

@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import time
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,6 @@ from mtl_perception.command import Command
 from mtl_perception.errors import UserError
 
 HEADLINE = ("miou", "instance_err_px", "disparity_err_px", "disparity_rmse_px", "AP", "AP50", "PQ", "SQ", "RQ")
-
-
-def default_model_path() -> Path:
-    """The model shipped as package data (may be absent in a development checkout)."""
-    return Path(str(files("mtl_perception") / "models" / "default.pt"))
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     from mtl_perception.data.cityscapes import CityscapesDataset
     from mtl_perception.evaluation.cityscapes_results import CityscapesResultsWriter
     from mtl_perception.evaluation.evaluator import InstanceScoring, evaluate
-    from mtl_perception.inference.factory import create_backend
+    from mtl_perception.inference.factory import create_backend, default_model_path
     from mtl_perception.inference.pipeline import Pipeline
     from mtl_perception.io_utils import atomic_write_text
     from mtl_perception.postprocess.grouping import build_grouper

@@ -25,11 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtl_perception.bench import Benchmark, parse_sizes
-
-#: Model section of config/train/synthetic.yaml, used when no trained model is available.
-FALLBACK_MODEL = {"backbone": "resnet18", "output_stride": 16, "aspp_channels": 128, "decoder_channels": 128}
-
+from mtl_perception.bench import Benchmark, bench_model, parse_sizes
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -45,26 +41,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls of each kind (default: 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default: 2)")
-
-
-def _model_path(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
-    """The checkpoint to measure and a description of it."""
-    import torch
-
-    from mtl_perception.config import load_config
-    from mtl_perception.inference.factory import default_model_path
-    from mtl_perception.model import build_model
-
-    if args.model is not None:
-        return args.model, str(args.model)
-    if default_model_path().is_file():
-        return default_model_path(), f"shipped {default_model_path().name}"
-    config_file = Path(__file__).resolve().parents[2] / "config" / "train" / "synthetic.yaml"
-    model_cfg = load_config(config_file)["model"] if config_file.is_file() else FALLBACK_MODEL
-    torch.manual_seed(0)
-    path = workdir / "random.pt"
-    torch.save({"config": {"model": model_cfg}, "model": build_model(model_cfg).state_dict()}, path)
-    return path, f"random init {model_cfg['backbone']}/os{model_cfg['output_stride']} (no trained model here)"
 
 
 def _sync(device: Any) -> None:
@@ -173,7 +149,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="mtl_bench_") as tmp:
-        model_path, model_desc = _model_path(args, Path(tmp))
+        model_path, model_desc = bench_model(args.model, Path(tmp))
         for h, w in sizes:
             image = render_image("val", 0, h, w, seed=0).rgb
             for name in backends:

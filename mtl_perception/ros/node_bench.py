@@ -36,16 +36,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mtl_perception.bench import Benchmark, parse_sizes
+from mtl_perception.bench import Benchmark, bench_model, parse_sizes
 from mtl_perception.ros.middleware import configure_fastdds
 
-#: Fallback network when no trained model is available (config/train/synthetic.yaml's size class).
-FALLBACK_MODEL = {
-    "backbone": "resnet18", "output_stride": 16, "aspp_channels": 128, "decoder_channels": 128, "disparity_bias": 8.0,
-}
-FALLBACK_SIZE = (256, 512)
-#: Cityscapes' camera: fx at 2048 px width and the stereo baseline (m).
-CITYSCAPES_FX_2048, CITYSCAPES_BASELINE = 2262.52, 0.209313
 START_TIMEOUT_S = 300.0
 FRAME_TIMEOUT_S = 30.0
 QOS_PAIRS = [("reliable", 5, "reliable", 5), ("reliable", 1, "reliable", 1), ("reliable", 5, "reliable", 1),
@@ -62,27 +55,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--qos", action="store_true", help="also measure delivery per QoS pairing and Fast DDS set-up (about 3 min)"
     )
     parser.add_argument("--qos-frames", type=int, default=150, help="frames per QoS pairing (default: 150)")
-
-
-def _model(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
-    import torch
-
-    from mtl_perception.inference.factory import default_model_path
-    from mtl_perception.model import build_model
-
-    if args.model is not None:
-        return args.model, str(args.model)
-    if default_model_path().is_file():
-        return default_model_path(), f"shipped {default_model_path().name}"
-    h, w = FALLBACK_SIZE
-    config = {
-        "model": FALLBACK_MODEL,
-        "data": {"height": h, "width": w, "camera": {"fx": CITYSCAPES_FX_2048 * w / 2048, "baseline": CITYSCAPES_BASELINE}},
-    }
-    torch.manual_seed(0)
-    path = workdir / "random.pt"
-    torch.save({"config": config, "model": build_model(FALLBACK_MODEL).state_dict()}, path)
-    return path, f"random init resnet18/os16 at {h}x{w} (no trained model here)"
 
 
 def _ros_env() -> dict[str, str]:
@@ -385,7 +357,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mtl_node_bench_") as tmp:
         env.setdefault("MTL_PERCEPTION_CACHE", str(Path(tmp) / "cache"))
         os.environ.setdefault("MTL_PERCEPTION_CACHE", env["MTL_PERCEPTION_CACHE"])
-        model, results["model"] = _model(args, Path(tmp))
+        model, results["model"] = bench_model(args.model, Path(tmp))
         results["sizes"] = []
         for size in parse_sizes(args.sizes):
             row = _end_to_end(args, model, size, env, Path(tmp))
