@@ -26,7 +26,7 @@ from mtl_perception.data.cityscapes import CityscapesDataset
 from mtl_perception.data.labels import (
     CLASS_NAMES, IGNORE_INDEX, LABEL_ID_TO_TRAIN_ID, NUM_CLASSES, TRAIN_ID_TO_LABEL_ID, train_id,
 )
-from mtl_perception.evaluation import evaluate_command
+from mtl_perception.inference import factory
 from mtl_perception.evaluation.cityscapes_results import CityscapesResultsWriter
 from mtl_perception.evaluation.evaluator import InstanceScoring, accumulate, scaled_min_region_size
 from mtl_perception.evaluation.instance_ap import EVAL_LABEL_IDS
@@ -109,7 +109,7 @@ def test_size_override_and_missing_default_model(synth_root, constant_model, tmp
     report = json.loads(out.read_text())
     assert (report["height"], report["width"]) == (16, 32) and not math.isnan(report["disparity_err_px"])
 
-    monkeypatch.setattr(evaluate_command, "default_model_path", lambda: tmp_path / "models" / "default.pt")
+    monkeypatch.setattr(factory, "default_model_path", lambda: tmp_path / "models" / "default.pt")
     capsys.readouterr()
     assert main(["evaluate", "--data", str(synth_root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
