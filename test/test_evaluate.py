@@ -26,10 +26,10 @@ from mtl_perception.data.cityscapes import CityscapesDataset
 from mtl_perception.data.labels import (
     CLASS_NAMES, IGNORE_INDEX, LABEL_ID_TO_TRAIN_ID, NUM_CLASSES, TRAIN_ID_TO_LABEL_ID, train_id,
 )
-from mtl_perception.inference import factory
 from mtl_perception.evaluation.cityscapes_results import CityscapesResultsWriter
 from mtl_perception.evaluation.evaluator import InstanceScoring, accumulate, scaled_min_region_size
 from mtl_perception.evaluation.instance_ap import EVAL_LABEL_IDS
+from mtl_perception.inference import factory
 from mtl_perception.model import build_model
 from mtl_perception.postprocess.grouping import build_grouper
 
