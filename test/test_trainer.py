@@ -20,7 +20,7 @@ import yaml
 
 from mtl_perception.cli import main
 from mtl_perception.config import apply_overrides, load_config
-from mtl_perception.errors import ConfigError
+from mtl_perception.errors import ConfigError, UserError
 from mtl_perception.model.checkpoint import load_model
 from training import checkpoint_io, trainer as trainer_module
 from training.optim import build_optimizer
@@ -149,6 +149,30 @@ def test_resume_refuses_a_changed_config(synth_root, tmp_path):
     fit(cfg, tmp_path / "run", stop_after=1)
     with pytest.raises(ConfigError, match="optim.lr"):
         fit(apply_overrides(cfg, ["optim.lr=0.5"]), tmp_path / "run", resume=True)
+
+
+def test_init_from_starts_with_the_given_weights_and_a_fresh_schedule(synth_root, tmp_path):
+    cfg = tiny_config(synth_root, "optim.steps=3", "train.val_every=0")
+    fit(cfg, tmp_path / "first")
+    first = torch.load(tmp_path / "first" / "last.pt", weights_only=True)
+    # Zero steps of training on: the run saves exactly the weights it started from.
+    on = apply_overrides(cfg, [f"train.init_from={tmp_path / 'first' / 'last.pt'}", "optim.steps=1", "optim.lr=1.0e-12"])
+    on["weighting"]["lr"] = 1e-12
+    fit(on, tmp_path / "on")
+    second = torch.load(tmp_path / "on" / "last.pt", weights_only=True)
+    for key, value in first["model"].items():
+        if value.is_floating_point() and "running" not in key:  # BatchNorm statistics move in train mode
+            torch.testing.assert_close(second["model"][key], value, rtol=0, atol=1e-6, msg=key)
+    torch.testing.assert_close(second["weighting"]["log_vars.depth"], first["weighting"]["log_vars.depth"], rtol=0, atol=1e-6)
+    assert second["step"] == 1 and second["optimizer"]["state"][0]["step"] == 1  # fresh optimiser
+
+    # A run with a head the file lacks starts that head from scratch; another architecture is refused.
+    two = tiny_config(synth_root, "optim.steps=1", "train.val_every=0", "model.tasks=[semantic,depth]")
+    fit(two, tmp_path / "two")
+    fit(apply_overrides(cfg, [f"train.init_from={tmp_path / 'two' / 'last.pt'}", "optim.steps=1"]), tmp_path / "three")
+    wide = apply_overrides(cfg, [f"train.init_from={tmp_path / 'two' / 'last.pt'}", "model.aspp_channels=64"])
+    with pytest.raises(UserError, match="different architecture"):
+        fit(wide, tmp_path / "wide")
 
 
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):

@@ -61,6 +61,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "best_metric": "auto",
         "sync_bn": True,  # synchronise BatchNorm statistics across processes under torchrun
         "deterministic": False,  # deterministic kernels (slower); exact resume on CPU holds either way
+        "init_from": None,  # checkpoint (or released model) whose weights start this run; fresh optimiser
     },
 }
 
@@ -108,6 +109,7 @@ _CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "best_metric": (lambda v: v in BEST_METRICS, f"one of {list(BEST_METRICS)}"),
         "sync_bn": (lambda v: isinstance(v, bool), "true or false"),
         "deterministic": (lambda v: isinstance(v, bool), "true or false"),
+        "init_from": (lambda v: v is None or (isinstance(v, str) and v != ""), "a checkpoint path or null"),
     },
 }
 

@@ -44,6 +44,7 @@ from mtl_perception.data.labels import IGNORE_INDEX
 from mtl_perception.errors import ConfigError, UserError
 from mtl_perception.evaluation.evaluator import accumulate, batch_to_device
 from mtl_perception.model import build_model
+from mtl_perception.model.checkpoint import load_model
 
 from training import distributed
 from training.checkpoint_io import CHECKPOINT_FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -281,6 +282,8 @@ class Trainer:
         rng_note = None
         if self.resume:
             rng_note = self._load_last()
+        elif tcfg["init_from"]:
+            rng_note = self._init_from(tcfg["init_from"])
         if ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -352,6 +355,38 @@ class Trainer:
         return (
             f"resumed from {path} at step {self.step} with {self.ctx.world_size} processes instead of {len(rng)}: "
             "data order and augmentation are unchanged, dropout draws differ"
+        )
+
+    def _init_from(self, path: str) -> str:
+        """Start from another run's network (``train.init_from``): fine-tune a shipped model on
+        your data, or train one on for longer with a fresh schedule. Optimiser, LR schedule and
+        step start anew; learned task weights carry over when the file has them for the same
+        strategy. A head this run trains but the file lacks starts from scratch; every other
+        parameter must match in name and shape (same architecture), else ``UserError``.
+        """
+        source, _ = load_model(path)
+        theirs, mine = source.state_dict(), self.model.state_dict()
+        mismatched = sorted(k for k in theirs.keys() & mine.keys() if theirs[k].shape != mine[k].shape)
+        if mismatched or not theirs.keys() & mine.keys():
+            raise UserError(
+                f"train.init_from: {path} is a different architecture from model: "
+                f"{'no parameter names in common' if not mismatched else 'shapes differ for ' + ', '.join(mismatched[:3])}"
+            )
+        self.model.load_state_dict({**mine, **{k: theirs[k] for k in mine.keys() & theirs.keys()}})
+        fresh = sorted({k.split(".")[1] for k in mine.keys() - theirs.keys() if k.startswith("decoders.")})
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        weighting = ckpt.get("weighting")
+        same_strategy = ckpt.get("config", {}).get("weighting", {}).get("method") == self.cfg["weighting"]["method"]
+        carried = False
+        if isinstance(weighting, Mapping) and same_strategy:
+            own = self.weighting.state_dict()
+            shared = {k: v for k, v in weighting.items() if k in own and own[k].shape == v.shape}
+            self.weighting.load_state_dict({**own, **shared})
+            carried = bool(shared)
+        return (
+            f"initialised from {path}"
+            + (f"; new head(s) {', '.join(fresh)} start from scratch" if fresh else "")
+            + ("; learned task weights carried over" if carried else "")
         )
 
     # ------------------------------------------------------------------------------ loop
