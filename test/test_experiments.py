@@ -65,6 +65,21 @@ def test_scale_files_hold_the_papers_grid_and_every_run_is_a_valid_training(scal
         assert cfg["model"]["backbone"] == "resnet101" and cfg["model"]["output_stride"] == 8 and exp.seeds >= 3
 
 
+def test_study_scale_reuses_the_ci_runs_at_600_steps():
+    """config/experiments/study.yaml promises that ``--scale ci --set optim.steps=600`` runs into
+    the same --out are reused: every configuration both files have trains with the same config."""
+    study = load_experiment(Path(__file__).resolve().parents[1] / "config" / "experiments" / "study.yaml")
+    ci = {s.name: s for s in load_experiment("ci", ["optim.steps=600"]).specs}
+    shared = [s for s in study.specs if s.name in ci]
+    assert {s.name for s in shared} >= {"single-semantic", "equal-semantic+instance+depth", "uncertainty-semantic+instance+depth"}
+    for spec in shared:
+        study_cfg = training_config(study, spec, Path("/data"), 0)
+        assert study_cfg == training_config(load_experiment("ci", ["optim.steps=600"]), ci[spec.name], Path("/data"), 0)
+    forms = {s.name: (s.weighting.get("form"), s.weighting.get("lr")) for s in study.specs if s.method.startswith("uncertainty")}
+    assert forms["uncertainty-uniform-semantic+instance+depth"] == ("uniform", 5.0e-2)
+    assert forms["uncertainty-slow-s-semantic+instance+depth"] == ("paper", 1.0e-3)
+
+
 def _scale(tmp_path: Path, **changes) -> Path:
     raw = {
         "seeds": 2,
@@ -130,8 +145,8 @@ def test_report_picks_the_grid_point_by_mean_rank_and_says_who_wins(tmp_path):
     log = run_dir(out, spec["uncertainty-instance+depth"], 0) / "train.csv"
     with log.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["step", *final])
-        writer.writerows([[1, 0.1, 0.45, 0.0, 0.5], [2, 0.5, 0.3, -0.2, 0.6]])
+        writer.writerow(["step", *final, "loss_instance", "loss_depth"])
+        writer.writerows([[1, 0.1, 0.45, 0.0, 0.5, 3.0, 1.0], [2, 0.5, 0.3, -0.2, 0.6, 2.0, 0.5]])
 
     md_path = report.write_report(exp, out, seeds=2, log=lambda _m: None)
     summaries = report.collect(exp, out, 2)
@@ -152,6 +167,8 @@ def test_report_picks_the_grid_point_by_mean_rank_and_says_who_wins(tmp_path):
     assert "| Uncertainty weighting (Kendall et al.) | instance+depth | – / 0.2 / 0.8 (learned, at end) | – | 2.900 ± 0.071 | 0.940 ± 0.028 | 2 |" in md
     assert "| Approx. optimal weights (grid) | instance+depth | – / 0.5 / 0.5 | – | 2.800 | 0.950 | 1 |" in md
     assert "| Single task | semantic | 1 / – / – | not run | – | – | 0 |" in md
+    # w x L over the last step of the only seed with a log: 0.3 x 2.0 and 0.6 x 0.5.
+    assert "| uncertainty-instance+depth | – | 0.600 | 0.300 |" in md
     saved = json.loads((out / "results.json").read_text())
     assert saved["grid_pick"] == {"instance+depth": "grid-instance+depth-0.5_0.5"}
     assert saved["configurations"]["uncertainty-instance+depth"]["metrics"][ins]["values"] == [2.85, 2.95]

@@ -236,6 +236,7 @@ def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callabl
     figures = plots.draw_all(experiment, summaries, out_dir)
 
     grid_rows = [s for s in summaries.values() if s.spec.method == "grid"]
+    learned_rows = [s for s in summaries.values() if s.spec.method not in FIXED_METHODS and s.seeds]
     done = sum(1 for s in summaries.values() if s.seeds or s.diverged)
     md = [
         f"# Table 1 ({experiment.source.stem} scale, {seeds} seed{'s' if seeds > 1 else ''})",
@@ -250,6 +251,14 @@ def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callabl
         *_win_counts(compared),
         "",
         _comparison_markdown(compared) if compared else "No learned-weighting run has finished yet.",
+        "",
+        "## Weighted task losses at the end of training",
+        "",
+        "w_i × L_i over the last 10% of steps (mean over seeds) for the learned weightings. Uncertainty "
+        "weighting drives every one towards 1/2 whatever the task's units (its fixed point); values far "
+        "from 1/2 mean s_i had not converged.",
+        "",
+        _weighted_loss_markdown(out_dir, learned_rows),
         "",
         "## All fixed-weight runs (grid search)",
         "",
@@ -294,3 +303,31 @@ def read_log(train_csv: Path) -> dict[str, list[float]]:
     with train_csv.open(newline="") as f:
         rows = list(csv.DictReader(f))
     return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+
+
+def weighted_losses(out_dir: Path, summary: Summary, tail: float = 0.1) -> dict[str, float]:
+    """w_i x L_i per task over the last ``tail`` of training steps, mean over the finished seeds.
+
+    Uncertainty weighting's fixed point is exp(-s_i) L_i = 1/2 in either form (d/ds of
+    c exp(-s) L + s/2 is zero at c exp(-s) L = 1/2): every task's weighted loss is driven to
+    1/2, whatever the task's units. How close the runs got shows whether s_i had converged.
+    """
+    per_task: dict[str, list[float]] = {}
+    for seed in summary.seeds:
+        log = read_log(run_dir(out_dir, summary.spec, seed) / "train.csv")
+        for task in summary.spec.tasks:
+            w, loss = log.get(f"w_{task}", []), log.get(f"loss_{task}", [])
+            n = max(1, int(len(loss) * tail))
+            if w and loss:
+                per_task.setdefault(task, []).append(statistics.fmean(a * b for a, b in zip(w[-n:], loss[-n:])))
+    return {task: statistics.fmean(values) for task, values in per_task.items()}
+
+
+def _weighted_loss_markdown(out_dir: Path, summaries: Iterable[Summary]) -> str:
+    lines = ["| Configuration | " + " | ".join(f"w × L {t}" for t in TASKS) + " |", "|---|" + "---|" * len(TASKS)]
+    for s in summaries:
+        values = weighted_losses(out_dir, s)
+        cells = [f"{values[t]:.3f}" if t in values else "–" for t in TASKS]
+        lines.append(f"| {s.spec.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
