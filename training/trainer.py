@@ -44,7 +44,7 @@ from mtl_perception.data.labels import IGNORE_INDEX
 from mtl_perception.errors import ConfigError, UserError
 from mtl_perception.evaluation.evaluator import accumulate, batch_to_device
 from mtl_perception.model import build_model
-from mtl_perception.model.checkpoint import load_model
+from mtl_perception.model.checkpoint import model_from_checkpoint, read_checkpoint
 
 from training import distributed
 from training.checkpoint_io import CHECKPOINT_FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -279,19 +279,19 @@ class Trainer:
         self.step, self.saved_step = 0, None
         self.best: dict[str, Any] | None = None
         self.metrics: dict[str, float] = {}
-        rng_note = None
+        start_note = None
         if self.resume:
-            rng_note = self._load_last()
+            start_note = self._load_last()
         elif tcfg["init_from"]:
-            rng_note = self._init_from(tcfg["init_from"])
+            start_note = self._init_from(tcfg["init_from"])
         if ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.logger = TrainLogger(
             self.out_dir, ctx.is_main, ocfg["steps"], self.step, self.resume, tcfg["log_every"]
         )
-        if rng_note:
-            self.logger.message(rng_note)
+        if start_note:
+            self.logger.message(start_note)
         try:
             with _StopSignals(self.logger.message if ctx.is_main else lambda _m: None) as stop:
                 self._loop(stop)
@@ -364,19 +364,20 @@ class Trainer:
         strategy. A head this run trains but the file lacks starts from scratch; every other
         parameter must match in name and shape (same architecture), else ``UserError``.
         """
-        source, _ = load_model(path)
-        theirs, mine = source.state_dict(), self.model.state_dict()
-        mismatched = sorted(k for k in theirs.keys() & mine.keys() if theirs[k].shape != mine[k].shape)
-        if mismatched or not theirs.keys() & mine.keys():
+        ckpt = read_checkpoint(path)
+        theirs, mine = model_from_checkpoint(ckpt, path).state_dict(), self.model.state_dict()
+        common = mine.keys() & theirs.keys()
+        mismatched = sorted(k for k in common if theirs[k].shape != mine[k].shape)
+        missing = sorted(k for k in mine.keys() - theirs.keys() if not k.startswith("decoders."))
+        if mismatched or missing:
             raise UserError(
                 f"train.init_from: {path} is a different architecture from model: "
-                f"{'no parameter names in common' if not mismatched else 'shapes differ for ' + ', '.join(mismatched[:3])}"
+                f"{'shapes differ for' if mismatched else 'it lacks'} {', '.join((mismatched or missing)[:3])}"
             )
-        self.model.load_state_dict({**mine, **{k: theirs[k] for k in mine.keys() & theirs.keys()}})
-        fresh = sorted({k.split(".")[1] for k in mine.keys() - theirs.keys() if k.startswith("decoders.")})
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict({**mine, **{k: theirs[k] for k in common}})
+        fresh = sorted({k.split(".")[1] for k in mine.keys() - theirs.keys()})
         weighting = ckpt.get("weighting")
-        same_strategy = ckpt.get("config", {}).get("weighting", {}).get("method") == self.cfg["weighting"]["method"]
+        same_strategy = ckpt["config"].get("weighting", {}).get("method") == self.cfg["weighting"]["method"]
         carried = False
         if isinstance(weighting, Mapping) and same_strategy:
             own = self.weighting.state_dict()

@@ -35,13 +35,9 @@ def _strip_wrapper_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
     return state
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[MultiTaskNet, dict[str, Any]]:
-    """Return ``(model.eval() on device, training config)``; ``UserError`` for a bad file.
-
-    Weights stored compactly for deployment (float16, or int8 with per-channel scales, see
-    ``compact.py``) come back as float32: the model is built in float32 and callers choose
-    their own precision.
-    """
+def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+    """The checkpoint dict of ``path`` (``weights_only``), checked to hold a model and its config;
+    ``UserError`` for a missing, unreadable or foreign file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
@@ -54,9 +50,18 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     config = ckpt.get("config")
     if not isinstance(config, Mapping) or not isinstance(config.get("model"), Mapping):
         raise UserError(f"{path} is not an mtl_perception checkpoint (no 'config' with a 'model' section)")
+    return ckpt
 
+
+def model_from_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike) -> MultiTaskNet:
+    """The float32 network of a checkpoint dict from ``read_checkpoint`` (``path`` names it in errors).
+
+    Weights stored compactly for deployment (float16, or int8 with per-channel scales, see
+    ``compact.py``) come back as float32: the model is built in float32 and callers choose
+    their own precision.
+    """
     try:
-        model = build_model({**config["model"], "backbone_weights": None})
+        model = build_model({**ckpt["config"]["model"], "backbone_weights": None})
     except ConfigError as exc:
         raise ConfigError(f"checkpoint {path}: {exc}") from None
     state = expand_state_dict(_strip_wrapper_prefixes(ckpt["model"]))
@@ -64,4 +69,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise UserError(f"checkpoint {path}: weights do not match its own model config: {exc}") from None
-    return model.to(device).eval(), dict(config)
+    return model
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[MultiTaskNet, dict[str, Any]]:
+    """Return ``(model.eval() on device, training config)``; ``UserError`` for a bad file."""
+    ckpt = read_checkpoint(path)
+    return model_from_checkpoint(ckpt, path).to(device).eval(), dict(ckpt["config"])

@@ -283,8 +283,8 @@ def instance_centroids(
         return {}
     # Stable sort of 16-bit ids is a radix sort; after it each instance is one slice (in image
     # order), and its median is taken over at most MARKER_SAMPLES evenly spaced pixels of it:
-    # plenty for a marker, and it bounds the cost of large objects (2.7 -> 1.7 ms for 10
-    # instances at 256x512 here; a Python loop over every pixel's median took 4 ms).
+    # plenty for a marker, and it bounds the cost of large objects (measured here, 10
+    # instances at 256x512: 1.7 ms, against 2.5-3.9 ms with every pixel in the medians).
     index = index[np.argsort(flat[index], kind="stable")]
     ids = flat[index]
     starts = np.flatnonzero(np.diff(ids, prepend=ids[0] - 1))

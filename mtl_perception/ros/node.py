@@ -61,6 +61,15 @@ OUTPUTS: dict[str, tuple[type, frozenset[str]]] = {
     "depth/color": (Image, frozenset({"depth_color"})),
     "points": (PointCloud2, frozenset({"depth", "semantic", "instances"})),
 }
+#: Image topics: the PipelineResult field each one publishes, and its encoding.
+_IMAGE_TOPICS: dict[str, tuple[str, str]] = {
+    "semantic/labels": ("semantic", "mono8"),
+    "semantic/color": ("semantic_color", "rgb8"),
+    "instance/labels": ("instances", "mono16"),
+    "instance/color": ("instance_color", "rgb8"),
+    "depth/image": ("depth", "32FC1"),
+    "depth/color": ("depth_color", "rgb8"),
+}
 _DEPTH_OUTPUTS = frozenset({"depth", "depth_color", "disparity"})
 #: Seconds between two log lines about the same kind of bad frame.
 LOG_THROTTLE_S = 5.0
@@ -331,18 +340,9 @@ class PerceptionNode(Node):
 
     def _encode(self, topic: str, result: PipelineResult, image: np.ndarray, order: str, header: Header) -> Any:
         """The message of one output topic."""
-        if topic == "semantic/labels":
-            return conv.numpy_to_image(result.semantic, "mono8", header)
-        if topic == "semantic/color":
-            return conv.numpy_to_image(result.semantic_color, "rgb8", header)
-        if topic == "instance/labels":
-            return conv.numpy_to_image(result.instances, "mono16", header)
-        if topic == "instance/color":
-            return conv.numpy_to_image(result.instance_color, "rgb8", header)
-        if topic == "depth/image":
-            return conv.numpy_to_image(result.depth, "32FC1", header)
-        if topic == "depth/color":
-            return conv.numpy_to_image(result.depth_color, "rgb8", header)
+        if topic in _IMAGE_TOPICS:
+            field, encoding = _IMAGE_TOPICS[topic]
+            return conv.numpy_to_image(getattr(result, field), encoding, header)
         camera = result.camera
         if topic == "depth/disparity":
             baseline = camera.baseline or self._pipeline.metadata.camera_baseline
