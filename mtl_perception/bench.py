@@ -104,12 +104,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         bench: Benchmark = ep.load()
         p = sub.add_parser(name, help=bench.help, description=bench.help)
         p.add_argument("--json", type=Path, default=None, help="write the results here (default: bench/<target>.json)")
+        p.add_argument(
+            "--default-allocator", action="store_true",
+            help="leave glibc's malloc as it is (default: keep freed memory, as the node does; see mtl_perception.memory)",
+        )
         bench.add_arguments(p)
         p.set_defaults(_bench=bench)
 
 
 def _run(args: argparse.Namespace) -> int:
-    results = {"target": args.target, "machine": machine_facts(), **args._bench.run(args)}
+    from mtl_perception.memory import retain_freed_memory
+
+    retained = not args.default_allocator and retain_freed_memory()
+    machine = {**machine_facts(), "freed_memory_retained": retained}
+    results = {"target": args.target, "machine": machine, **args._bench.run(args)}
     out = args.json or Path("bench") / f"{args.target}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(results, indent=2) + "\n")

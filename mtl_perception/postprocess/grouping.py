@@ -77,6 +77,12 @@ def flat_where(values: torch.Tensor, compare: Callable[[Any, Any], Any], bound: 
     return compare(values, bound).nonzero().squeeze(1)
 
 
+def take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values.reshape(-1)[index]`` in the shape of ``index``: index_select, which is 3-4x
+    faster than advanced indexing on the CPU (measured here, 200 000 look-ups: 0.25 vs 1.0 ms)."""
+    return values.reshape(-1).index_select(0, index.reshape(-1)).view(index.shape)
+
+
 @dataclass(frozen=True)
 class Instances:
     """The instances found in one image.
@@ -107,15 +113,18 @@ class Votes:
     height: int
     width: int
     bin_size: int
-    pixel: torch.Tensor  # int64 (N,): flat index b * H * W + v * W + u of the voting pixel
-    u: torch.Tensor  # float32 (float64 beyond 2^23 pixels) (N,): pixel column, a whole number
-    v: torch.Tensor  # float32 (float64 beyond 2^23 pixels) (N,): pixel row, a whole number
+    pixel: torch.Tensor  # int64 (N,): flat index (image * H + v) * W + u of the voting pixel (column u, row v)
+    row: torch.Tensor  # float32 (float64 beyond 2^23 pixels) (N,): image * H + v, a whole number
     x: torch.Tensor  # float32 (N,): vote column u + dx
     y: torch.Tensor  # float32 (N,): vote row v + dy
-    group: torch.Tensor  # int64 (N,)
     confidence: torch.Tensor | None  # float32 (N,) semantic confidence, None = all 1
     key: torch.Tensor  # int64 (N,): the vote's bin
     hist: torch.Tensor  # float32 (groups * bins_h * bins_w,): votes per bin
+
+    @property
+    def group(self) -> torch.Tensor:
+        """int64 (N,): each vote's group."""
+        return self.key // (self.bins_h * self.bins_w)
 
     @property
     def num_groups(self) -> int:
@@ -262,36 +271,42 @@ def collect_votes(
         finite = torch.isfinite(x + y)
         pixel, x, y = pixel[finite], x[finite], y[finite]
     # Integer division and int64 arithmetic are several times slower than float32 on the CPU:
-    # row, column, group and bin are computed in floats that hold them exactly (float32 up to
-    # 2^23 pixels / 2^24 bins, where floor((p + 0.5) / w) cannot round across an integer).
+    # row and column are computed in floats that hold them exactly (float32 up to 2^23 pixels,
+    # where floor((p + 0.5) / w) cannot round across an integer), bins in int32.
     coords = torch.float32 if b * h * w < 1 << 23 else torch.float64
-    flat = pixel.to(coords)
-    row = torch.floor((flat + 0.5) / w)  # image * H + v
-    u = flat.sub_(row * w)
+    u = pixel.to(coords)
+    row = (u + 0.5).div_(w).floor_()  # image * H + v
+    u.sub_(row, alpha=w)
     s = bin_size
     bins_h, bins_w = -(-h // s), -(-w // s)
-    num_bins = b * NUM_THING_CLASSES * bins_h * bins_w
-    exact = torch.float32 if num_bins <= 1 << 24 else torch.float64
-    group = channel_all.index_select(0, pixel).to(exact)
-    if b == 1:
-        v = row
-    else:
-        image = torch.floor((row + 0.5) / h)
-        v = row.sub_(image * h)
-        group += (image * NUM_THING_CLASSES).to(exact)
+    cells = bins_h * bins_w
+    num_bins = b * NUM_THING_CLASSES * cells
+    index = torch.int32 if num_bins <= 1 << 31 else torch.long
+    key = channel_all.index_select(0, pixel).to(index).mul_(cells)  # group * cells, group = image * 8 + channel
     x += u
-    y += v
-    # In place where possible: a fresh 1 MB tensor per step costs as much as the step itself.
-    bx = (x + 0.5).div_(s).floor_().clamp_(0, bins_w - 1).to(exact)
-    by = (y + 0.5).div_(s).floor_().clamp_(0, bins_h - 1).to(exact)
-    key = group.mul(bins_h).add_(by).mul_(bins_w).add_(bx).long()
-    group = group.long()
+    if b == 1:
+        y += row
+    else:
+        image = (row + 0.5).div_(h).floor_()
+        y += row.sub(image, alpha=h)
+        key.add_(image.to(index), alpha=NUM_THING_CLASSES * cells)
+    # The bin floor((x + 0.5) / s), clamped to the grid: clamped first, the value is never
+    # negative and conversion to an integer (truncation) is the floor.
+    key.add_((y + 0.5).clamp_(0, (bins_h - 1) * s).div_(s).to(index), alpha=bins_w)
+    key.add_((x + 0.5).clamp_(0, (bins_w - 1) * s).div_(s).to(index))
+    key = key.long()
     hist = torch.bincount(key, minlength=num_bins).float()
     conf = None if confidence is None else confidence.reshape(-1).float().index_select(0, pixel)
     return Votes(
-        batch=b, height=h, width=w, bin_size=s, pixel=pixel, u=u, v=v, x=x, y=y, group=group,
-        confidence=conf, key=key, hist=hist,
+        batch=b, height=h, width=w, bin_size=s, pixel=pixel, row=row, x=x, y=y, confidence=conf, key=key, hist=hist
     )
+
+
+def to_long(values: torch.Tensor, below: int) -> torch.Tensor:
+    """Floats holding whole numbers in [0, below) as int64, through int32 where they fit:
+    torch's float -> int64 conversion is not vectorised on the CPU (measured, 200 000 values:
+    0.17 ms against 0.05 + 0.05 ms for float -> int32 -> int64)."""
+    return values.int().long() if below <= 1 << 31 else values.long()
 
 
 def _bin_labels(votes: Votes, peaks: Peaks, bins: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,8 +329,8 @@ def _bin_labels(votes: Votes, peaks: Peaks, bins: torch.Tensor, radius: float) -
         part = bins[lo : lo + chunk]
         g = part // cells
         cx, cy = votes.bin_centre(part % cells)
-        best, arg = ((px[g] - cx[:, None]) ** 2 + (py[g] - cy[:, None]) ** 2).min(dim=1)
-        label[lo : lo + chunk] = torch.where(best <= radius * radius, start[g] + arg + 1, 0)
+        best, arg = ((px.index_select(0, g) - cx[:, None]) ** 2 + (py.index_select(0, g) - cy[:, None]) ** 2).min(dim=1)
+        label[lo : lo + chunk] = torch.where(best <= radius * radius, start.index_select(0, g) + arg + 1, 0)
         dist[lo : lo + chunk] = best.sqrt()
     return label, dist
 
@@ -346,10 +361,11 @@ def assign(votes: Votes, peaks: Peaks, radius: float, min_pixels: int) -> list[I
     near = bin_dist <= torch.cat([focus_radius.new_zeros(1), focus_radius])[bin_peak]
     near_votes = torch.zeros(k + 1, device=device).scatter_add_(0, bin_peak, bin_votes * near)[1:]
     kept = flat_where(counts, operator.ge, min_pixels)
-    new_index = torch.zeros(k + 1, dtype=torch.long, device=device)
-    new_index[kept + 1] = torch.arange(1, kept.numel() + 1, device=device)
-    # scatter_ rather than indexed assignment: 5-7x faster on the CPU for the same result.
-    table = torch.zeros_like(votes.hist, dtype=torch.long).scatter_(0, bins, new_index[bin_peak])
+    new_index = torch.zeros(k + 1, dtype=torch.int32, device=device)
+    new_index[kept + 1] = torch.arange(1, kept.numel() + 1, dtype=torch.int32, device=device)
+    # scatter_ rather than indexed assignment: 5-7x faster on the CPU for the same result. int32
+    # labels: half the bytes to fill and gather, and the label map's own type.
+    table = torch.zeros_like(votes.hist, dtype=torch.int32).scatter_(0, bins, new_index[bin_peak])
     instance = table.index_select(0, votes.key)  # 1..K' over the batch, 0 = none
 
     n_kept = kept.numel()
@@ -357,10 +373,11 @@ def assign(votes: Votes, peaks: Peaks, radius: float, min_pixels: int) -> list[I
     per_image = torch.bincount(image_of_instance, minlength=b)
     first = torch.cumsum(per_image, 0) - per_image
     rank_in_image = torch.arange(n_kept, device=device) - first[image_of_instance] + 1
-    local = torch.cat([torch.zeros(1, dtype=torch.long, device=device), rank_in_image])
+    local = torch.cat([torch.zeros(1, dtype=torch.long, device=device), rank_in_image]).int()
     labels = torch.zeros(b * h * w, dtype=torch.int32, device=device)
-    labels.scatter_(0, votes.pixel, (local.index_select(0, instance) if b > 1 else instance).int())
+    labels.scatter_(0, votes.pixel, local.index_select(0, instance) if b > 1 else instance)
     labels = labels.view(b, h, w)
+    instance = instance.long()  # scatter indices must be int64
 
     def per_instance(values: torch.Tensor) -> torch.Tensor:
         """Sum of ``values`` per kept instance, exact: int64 for whole numbers, else float64.
@@ -372,12 +389,17 @@ def assign(votes: Votes, peaks: Peaks, radius: float, min_pixels: int) -> list[I
         dtype = torch.float64 if values.is_floating_point() else torch.long
         return torch.zeros(n_kept + 1, dtype=dtype, device=device).scatter_add_(0, instance, values.to(dtype))[1:]
 
-    n = counts[kept].double()
-    centroids = torch.stack([per_instance(votes.u.long()) / n, per_instance(votes.v.long()) / n], dim=1).float()
+    n = counts[kept]
+    # pixel = row * W + u and row = image * H + v: the sums of the pixels' flat indices (int64
+    # already) and of their rows give both coordinates' sums with one conversion, not two.
+    sum_row = per_instance(to_long(votes.row, b * h))
+    sum_u = per_instance(votes.pixel) - w * sum_row
+    sum_v = sum_row - h * image_of_instance * n
+    centroids = (torch.stack([sum_u, sum_v], dim=1).double() / n[:, None]).float()
     confidence = 1.0 if votes.confidence is None else per_instance(votes.confidence) / n
     scores = (confidence * near_votes[kept].double() / n).float()
     classes = _THING_TRAIN_ID.to(device)[peaks.group[kept] % NUM_THING_CLASSES]
-    pixel_counts = counts[kept]
+    pixel_counts = n
     out, lo = [], 0
     for i, size in enumerate(per_image.tolist()):
         sl = slice(lo, lo + size)

@@ -20,11 +20,13 @@ Both methods run with their default settings, on uint8 semantic ids (what the pi
 passes). AP is the Cityscapes AP of :mod:`mtl_perception.evaluation.instance_ap`, with the
 official 100-pixel minimum region scaled from 1024 x 2048 to the frame's size. Times are
 wall-clock per frame, median and minimum (the minimum is the one to read on a shared machine,
-where other processes stretch the median), with torch limited to ``--threads``.
+where other processes stretch the median), with torch limited to ``--threads``, and the minor page faults per frame (see
+:mod:`mtl_perception.memory` for why they matter).
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -169,16 +171,19 @@ def _time_method(method: str, frames: list[Frame], repeats: int, height: int, wi
     if repeats > 1:  # warm-up
         grouper(*frames[0][1:])
     times, ap = [], InstanceAP(min_region_size=MIN_REGION_SIZE * height * width / (1024 * 2048))
+    faults = 0
     for gt, vectors, semantic, confidence in frames:
         for _ in range(repeats):
+            faults -= resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             instances = grouper(vectors, semantic, confidence)[0]
             times.append(time.perf_counter() - start)
+            faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         ap.add(instances.labels.numpy(), instances.classes.numpy(), instances.scores.numpy(), gt)
     result = ap.result()
     return {
         "ms": round(1e3 * statistics.median(times), 2), "ms_min": round(1e3 * min(times), 2),
-        "AP": result["AP"], "AP50": result["AP50"],
+        "page_faults_per_frame": round(faults / len(times)), "AP": result["AP"], "AP50": result["AP50"],
     }
 
 

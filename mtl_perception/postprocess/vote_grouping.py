@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from mtl_perception.postprocess.grouping import Grouper, Peaks, Votes, check_setting, flat_where, is_whole
+from mtl_perception.postprocess.grouping import Grouper, Peaks, Votes, check_setting, flat_where, is_whole, take
 
 #: Bound on the elements of one candidates x window block.
 _BLOCK_ELEMENTS = 1 << 22
@@ -39,42 +40,61 @@ def _smooth(hist: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _offsets(radius: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column offsets (1, window) of the (2 radius + 1)^2 positions of a window, row-major."""
+    offsets = torch.arange(-radius, radius + 1, device=device)
+    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
+    return dy.reshape(1, -1), dx.reshape(1, -1)
+
+
+def _windows(index: torch.Tensor, radius: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (2 radius + 1)^2 window around each bin of ``index`` (N,) (flat into (G, h, w)): the
+    flat index (N, window) of every position (the bin itself where the position is outside its
+    grid) and whether it is inside."""
+    dy, dx = _offsets(radius, index.device)
+    c = index[:, None]
+    y, x = c // w % h + dy, c % w + dx
+    inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    return torch.where(inside, c + dy * w + dx, c), inside
+
+
 def _window_maxima(smooth: torch.Tensor, candidate: torch.Tensor, r: int) -> torch.Tensor:
     """The candidate bins (flat indices into (G, H, W)) that are the maximum of their window.
 
     The window is (2r + 1) x (2r + 1) bins. Two maxima in each other's window are equal (a
     plateau); of those only the first in row-major order is kept, so a plateau gives one peak.
     Only the candidates' windows are read: a dense max filter over all bins costs more than
-    the whole grouping. A maximum of the window is one of its 3 x 3 centre too, so that cheap
-    test runs first on every candidate and the full window only on the survivors.
+    the whole grouping. The grid is padded by r bins of -inf, so a window is one offset table
+    added to its centre, with no bounds tests.
     """
-    h, w = smooth.shape[1:]
-    flat = smooth.reshape(-1)
-    device = smooth.device
+    g, h, w = smooth.shape
+    pw = w + 2 * r
+    padded = torch.full((g, h + 2 * r, pw), float("-inf"), device=smooth.device)
+    padded[:, r : r + h, r : r + w] = smooth
+    flat = padded.reshape(-1)
+    # Candidate (group, y, x) -> its flat index in the padded grid.
+    row = candidate // w  # group * h + y
+    c = (row + row // h * 2 * r + r) * pw + (candidate - row * w) + r
 
-    def windows(c: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Flat index of each window position of bins c (N,) (c itself where outside), inside, earlier."""
-        offsets = torch.arange(-radius, radius + 1, device=device)
-        dy, dx = (o.reshape(1, -1) for o in torch.meshgrid(offsets, offsets, indexing="ij"))
-        c = c[:, None]
-        y, x = c // w % h + dy, c % w + dx
-        inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-        earlier = (dy < 0) | ((dy == 0) & (dx < 0))
-        return torch.where(inside, c + dy * w + dx, c), inside, earlier
+    # Flat offsets (window, 1) of the window's positions in the padded grid, row-major. Windows
+    # lie along dim 0: a reduction across the rows of (window, N) is ~10x faster on the CPU
+    # than one along the short rows of (N, window) (measured: 9 vs 100 us for 9 x 2 200).
+    dy, dx = _offsets(r, smooth.device)
 
-    def chunked(c: torch.Tensor, radius: int, test) -> torch.Tensor:
-        keep = torch.empty(c.shape, dtype=torch.bool, device=device)
-        step = max(1, _BLOCK_ELEMENTS // (2 * radius + 1) ** 2)
+    def chunked(c: torch.Tensor, test: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``test`` (a bool per bin) on blocks of ``c``, to bound the window x bins memory."""
+        keep = torch.empty(c.shape, dtype=torch.bool, device=c.device)
+        step = max(1, _BLOCK_ELEMENTS // (2 * r + 1) ** 2)
         for lo in range(0, c.numel(), step):
-            keep[lo : lo + step] = test(c[lo : lo + step], *windows(c[lo : lo + step], radius))
+            keep[lo : lo + step] = test(c[lo : lo + step])
         return keep
 
-    for radius in ([1, r] if r > 1 else [r]):
-        # Outside positions read the bin itself, which never blocks it.
-        candidate = candidate[chunked(candidate, radius, lambda c, index, *_: (flat[index] <= flat[c, None]).all(dim=1))]
-    flag = torch.zeros(flat.shape, dtype=torch.bool, device=device).scatter_(0, candidate, True)
-    first = chunked(candidate, r, lambda c, index, inside, earlier: ~(flag[index] & inside & earlier).any(dim=1))
-    return candidate[first]
+    window = (dy * pw + dx).reshape(-1, 1)
+    keep = chunked(c, lambda c: take(flat, window + c).amax(dim=0) <= take(flat, c))
+    candidate, c = candidate[keep], c[keep]
+    flag = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device).scatter_(0, c, True)
+    earlier = window[: window.shape[0] // 2]  # the positions before the centre
+    return candidate[chunked(c, lambda c: ~take(flag, earlier + c).any(dim=0))]
 
 
 @dataclass(frozen=True)
@@ -105,12 +125,9 @@ class VoteGrouping(Grouper):
         index = _window_maxima(smooth, candidate, int(self.nms_kernel) // 2)
         sub_group, cell = index // cells, index % cells
         # Sub-bin position: centre of mass of the raw 3 x 3 neighbourhood.
-        offsets = torch.arange(-1, 2, device=device)
-        dy, dx = (o.reshape(1, 9) for o in torch.meshgrid(offsets, offsets, indexing="ij"))
-        y, x = cell[:, None] // bw + dy, cell[:, None] % bw + dx
-        inside = (y >= 0) & (y < bh) & (x >= 0) & (x < bw)
-        near = index[:, None] + dy * bw + dx
-        mass = torch.where(inside, hist.reshape(-1)[torch.where(inside, near, index[:, None])], 0.0)
+        near, inside = _windows(index, 1, bh, bw)
+        dy, dx = _offsets(1, device)
+        mass = torch.where(inside, take(hist, near), 0.0)
         total = mass.sum(dim=1).clamp(min=1e-9)
         cx, cy = votes.bin_centre(cell)
         s = float(votes.bin_size)

@@ -37,6 +37,7 @@ from stereo_msgs.msg import DisparityImage
 from visualization_msgs.msg import MarkerArray
 
 from mtl_perception.errors import UserError
+from mtl_perception.memory import retain_freed_memory
 from mtl_perception.inference.backend import Backend
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.inference.pipeline import Pipeline, PipelineResult
@@ -381,8 +382,11 @@ def main(args: list[str] | None = None) -> int:
     and exit status 2 (no traceback): a launch file then shows the reason, not a stack.
     """
     profile = configure_fastdds()
+    retained = retain_freed_memory()
     rclpy.init(args=args if args is not None else sys.argv)
     logger = rclpy.logging.get_logger(NODE_NAME)
+    if not retained:
+        logger.info("C library is not glibc: freed memory goes back to the system (page faults per frame)")
     if profile is not None:
         logger.info(f"Fast DDS shared-memory segment enlarged for large messages ({profile})")
     node = None
