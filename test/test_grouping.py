@@ -139,6 +139,34 @@ def test_deterministic_and_batch_independent(method):
         assert len(inst) > 3
 
 
+def test_torch_branch_matches_numpy_branch(monkeypatch):
+    """The grouping a GPU runs (torch compare + nonzero) finds what the CPU's numpy branch finds."""
+    import mtl_perception.postprocess.grouping as grouping
+    import mtl_perception.postprocess.vote_grouping as vote_grouping
+
+    rng = np.random.default_rng(5)
+    pairs = [noisy_votes(synthetic_layout(64, 128, rng, objects=12), 0.05, rng) for _ in range(2)]
+    vectors = torch.from_numpy(np.stack([p[0] for p in pairs]))
+    semantic = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.uint8))
+    confidence = torch.rand(semantic.shape, generator=torch.Generator().manual_seed(1))
+    grouper = build_grouper("votes")
+    numpy_branch = grouper(vectors, semantic, confidence)
+    calls = []
+
+    def torch_only(*args):
+        calls.append(args[0].shape)
+        return grouping.torch_flat_where(*args)
+
+    for module in (grouping, vote_grouping):
+        monkeypatch.setattr(module, "flat_where", torch_only)
+    torch_branch = grouper(vectors, semantic, confidence)
+    assert len(calls) >= 5  # thing pixels, (image, class) groups, peak candidates, occupied bins, kept instances
+    for a, b in zip(numpy_branch, torch_branch):
+        assert len(a) > 3 and torch.equal(a.labels, b.labels) and torch.equal(a.classes, b.classes)
+        assert torch.equal(a.pixel_counts, b.pixel_counts) and torch.allclose(a.scores, b.scores)
+        assert torch.allclose(a.centroids, b.centroids)
+
+
 def test_score_is_confidence_times_focus():
     gt = _scene()
     vectors, semantic = _inputs(gt)
