@@ -27,12 +27,16 @@ def test_release_file_is_small_loads_and_predicts_like_the_checkpoint(tmp_path, 
     cfg = {"backbone": "resnet18", "output_stride": 16, "aspp_channels": 32, "decoder_channels": 32}
     model = build_model(cfg).eval()
     ckpt = tmp_path / "last.pt"
-    torch.save({"config": {"model": cfg}, "model": model.state_dict(), "optimizer": {}, "step": 7}, ckpt)
+    weighting = {"log_vars.semantic": torch.tensor(-0.3), "log_vars.instance": torch.tensor(1.4)}
+    torch.save({"config": {"model": cfg}, "model": model.state_dict(), "optimizer": {}, "step": 7, "weighting": weighting}, ckpt)
     out = tmp_path / "release.pt"
     assert main(["release", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
     assert "int8 weights, step 7" in capsys.readouterr().out
     assert out.stat().st_size < 0.35 * ckpt.stat().st_size
     assert stat.S_IMODE(out.stat().st_mode) & 0o044  # readable by the node's user, not only the owner
+    # The learned task weights travel with it (train.init_from carries them over); the optimiser does not.
+    kept = torch.load(out, weights_only=True)
+    assert kept["weighting"] == weighting and "optimizer" not in kept
 
     released, _ = load_model(out)
     x = torch.randn(1, 3, 64, 128)

@@ -24,6 +24,7 @@ from mtl_perception.errors import ConfigError, UserError
 from mtl_perception.model.checkpoint import load_model
 from training import checkpoint_io, trainer as trainer_module
 from training.optim import build_optimizer
+from training.release import make_release
 from training.schedule import build_poly_schedule
 from training.train_config import resolve_train_config
 from training.trainer import Trainer, TrainingDiverged
@@ -165,6 +166,14 @@ def test_init_from_starts_with_the_given_weights_and_a_fresh_schedule(synth_root
             torch.testing.assert_close(second["model"][key], value, rtol=0, atol=1e-6, msg=key)
     torch.testing.assert_close(second["weighting"]["log_vars.depth"], first["weighting"]["log_vars.depth"], rtol=0, atol=1e-6)
     assert second["step"] == 1 and second["optimizer"]["state"][0]["step"] == 1  # fresh optimiser
+    # From the release file of that run: the learned task weights come with it too.
+    released = tmp_path / "release.pt"
+    make_release(tmp_path / "first" / "last.pt", released)
+    on["train"]["init_from"] = str(released)
+    fit(on, tmp_path / "from_release")
+    third = torch.load(tmp_path / "from_release" / "last.pt", weights_only=True)
+    for key, value in first["weighting"].items():
+        torch.testing.assert_close(third["weighting"][key], value, rtol=0, atol=1e-6, msg=key)
 
     # A run with a head the file lacks starts that head from scratch; another architecture is refused.
     two = tiny_config(synth_root, "optim.steps=1", "train.val_every=0", "model.tasks=[semantic,depth]")

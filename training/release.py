@@ -1,8 +1,10 @@
 """``mtl-perception release``: a training checkpoint -> the small file a vehicle (or the package) ships.
 
-Keeps what ``load_model`` needs (config, weights) and what users want to see (step, metrics);
-drops the optimiser, RNG and weighting state, and stores the weights compactly (int8 per
-output channel for large weights, float16 for the rest: ``mtl_perception.model.compact``).
+Keeps what ``load_model`` needs (config, weights), what users want to see (step, metrics) and
+the learned task weights (a few numbers, so fine-tuning from the release with
+``train.init_from`` carries them over instead of restarting every s_i); drops the optimiser
+and RNG state, and stores the weights compactly (int8 per output channel for large weights,
+float16 for the rest: ``mtl_perception.model.compact``).
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ def make_release(checkpoint: Path, out: Path, weights: str = "int8") -> dict:
         "metrics": dict(ckpt.get("metrics") or {}),
         "weights": weights,
     }
+    if ckpt.get("weighting"):
+        release["weighting"] = dict(ckpt["weighting"])
     atomic_write(out, lambda tmp: torch.save(release, tmp))
     return {k: v for k, v in release.items() if k != "model"}
 
