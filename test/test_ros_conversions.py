@@ -231,3 +231,12 @@ def test_markers_put_a_class_coloured_sphere_and_text_at_each_instance_centroid(
     assert (sphere.color.r, sphere.color.g, sphere.color.b) == pytest.approx(tuple(PALETTE[car] / 255.0))
     assert text.type == Marker.TEXT_VIEW_FACING and text.text == f"{CLASS_NAMES[car]} 0.90"
     assert text.pose.position.y < sphere.pose.position.y  # above it (optical frame: y down)
+
+    # What bag eval --live reads back over the wire: the scores in the captions, by instance id.
+    from rclpy.serialization import serialize_message
+
+    from mtl_perception.bag.messages import TYPESTORE
+    from mtl_perception.bag.scoring import scores_from_markers
+
+    received = TYPESTORE.deserialize_cdr(serialize_message(msg), "visualization_msgs/msg/MarkerArray")
+    assert scores_from_markers(received) == {1: pytest.approx(0.9)}

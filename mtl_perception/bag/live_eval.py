@@ -38,12 +38,13 @@ from mtl_perception.bag import messages
 from mtl_perception.bag.output_bag import NODE_OUTPUTS, OutputBag
 from mtl_perception.bag.reader import BagInput, Frame
 from mtl_perception.bag.report import latency_percentiles, reading_notes
-from mtl_perception.bag.scoring import BagScorer, instances_from_map
+from mtl_perception.bag.scoring import BagScorer, instances_from_map, scores_from_markers
 from mtl_perception.bag import topics as layout
 from mtl_perception.errors import UserError
 
-#: Outputs the scoring reads; subscribed even without an output bag.
-_SCORED = ("semantic/labels", "instance/labels", "depth/disparity")
+#: Outputs the scoring reads; subscribed even without an output bag (the markers for the
+#: instance scores in their captions).
+_SCORED = ("semantic/labels", "instance/labels", "instance/markers", "depth/disparity")
 #: Frames read ahead of the replay clock (as ``ros2 bag play``'s read-ahead queue).
 _READ_AHEAD = 32
 _WARMUP_PERIOD_S = 0.5
@@ -319,7 +320,8 @@ class _Replay:
         semantic = messages.decode_image(decoded["semantic/labels"]) if "semantic/labels" in decoded else None
         instances = None
         if "instance/labels" in decoded and semantic is not None:
-            instances = instances_from_map(messages.decode_image(decoded["instance/labels"]), semantic)
+            scores = scores_from_markers(decoded["instance/markers"]) if "instance/markers" in decoded else None
+            instances = instances_from_map(messages.decode_image(decoded["instance/labels"]), semantic, scores)
         disparity = messages.decode_image(decoded["depth/disparity"].image) if "depth/disparity" in decoded else None
         self.scorer.add(frame.index, frame.stamp, frame.rgb, frame.ground_truth, semantic, instances, disparity)
         record["frame"] = _Released(frame.index, frame.stamp, frame.log_time)  # free the pixels

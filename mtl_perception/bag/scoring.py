@@ -2,7 +2,8 @@
 
 What can be scored is what the outputs carry: semantic labels (``miou``, per-class IoU),
 disparity (``disparity_err_px``, ``disparity_rmse_px``) and the instance map with its classes
-(Cityscapes ``AP``/``AP50``, panoptic ``PQ``). ``instance_err_px`` needs the network's raw
+(Cityscapes ``AP``/``AP50``, ranked by the scores in the marker captions when there are
+markers; panoptic ``PQ``). ``instance_err_px`` needs the network's raw
 centroid vectors, which no output topic carries, so it is not reported here (use
 ``mtl-perception evaluate`` on the dataset for it).
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -24,15 +25,20 @@ import torch
 from mtl_perception.data.labels import IGNORE_INDEX, NUM_CLASSES
 from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceEvaluator
 from mtl_perception.evaluation.metrics import MetricAccumulator
+from mtl_perception.postprocess.caption import CAPTION_NAMESPACE, caption_score
 
 _CITYSCAPES_PIXELS = 1024 * 2048
 
 
-def instances_from_map(instance_map: np.ndarray, semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(map relabelled 1..K, train id per instance, score per instance) from an instance map alone.
+def instances_from_map(
+    instance_map: np.ndarray, semantic: np.ndarray, scores: Mapping[int, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(map relabelled 1..K, train id per instance, score per instance) from published outputs.
 
-    The class of an instance is the majority semantic label of its pixels. Published outputs
-    carry no per-instance score, so every instance scores 1 (AP then uses one operating point).
+    The class of an instance is the majority semantic label of its pixels. ``scores`` maps the
+    published instance ids to their scores (the node's marker captions). Without them every
+    instance scores 1 and AP has a single operating point; an instance missing from them (no
+    marker: no finite depth) scores 0, last in the ranking.
     """
     ids, inverse = np.unique(instance_map, return_inverse=True)
     inverse = inverse.reshape(instance_map.shape)
@@ -44,7 +50,18 @@ def instances_from_map(instance_map: np.ndarray, semantic: np.ndarray) -> tuple[
     votes = np.zeros((k + 1, 256), dtype=np.int64)
     np.add.at(votes, (relabelled.ravel(), semantic.ravel().astype(np.int64)), 1)
     classes = votes[1:, :NUM_CLASSES].argmax(1) if k else np.zeros(0, np.int64)
-    return relabelled, classes, np.ones(k)
+    if scores is None:
+        return relabelled, classes, np.ones(k)
+    return relabelled, classes, np.array([scores.get(int(i), 0.0) for i in ids[offset:]], dtype=np.float64)
+
+
+def scores_from_markers(markers: Any) -> dict[int, float]:
+    """Instance id -> score, read from the captions of a (deserialised) ``instance/markers`` array."""
+    scores = {}
+    for marker in markers.markers:
+        if marker.ns == CAPTION_NAMESPACE and (score := caption_score(marker.text)) is not None:
+            scores[int(marker.id)] = score
+    return scores
 
 
 def instances_from_list(

@@ -21,8 +21,9 @@ from std_msgs.msg import ColorRGBA, Header
 from stereo_msgs.msg import DisparityImage
 from visualization_msgs.msg import Marker, MarkerArray
 
-from mtl_perception.data.labels import CLASS_NAMES, PALETTE
+from mtl_perception.data.labels import PALETTE
 from mtl_perception.inference.camera import CameraModel
+from mtl_perception.postprocess.caption import CAPTION_NAMESPACE, instance_caption
 
 #: encoding -> (dtype, channels) for every encoding this package reads or writes.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -327,11 +328,11 @@ def to_instance_markers(
         sphere.pose.orientation.w = 1.0
         sphere.scale.x = sphere.scale.y = sphere.scale.z = MARKER_DIAMETER_M
         sphere.color = ColorRGBA(r=r, g=g, b=b, a=0.9)
-        text = Marker(header=header, ns="labels", id=int(inst.id), type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
+        text = Marker(header=header, ns=CAPTION_NAMESPACE, id=int(inst.id), type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
         text.pose.position = Point(x=x, y=y - _TEXT_LIFT_M, z=z)
         text.pose.orientation.w = 1.0
         text.scale.z = MARKER_TEXT_HEIGHT_M
         text.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-        text.text = f"{CLASS_NAMES[inst.train_id]} {inst.score:.2f}"
+        text.text = instance_caption(inst.train_id, inst.score)
         markers.markers.extend([sphere, text])
     return markers
