@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from mtl_perception.bag import messages

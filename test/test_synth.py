@@ -116,7 +116,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(synth_root, tm
         for stem, paths in again:
             for new, old in zip(paths, reference[stem]):
                 assert new.read_bytes() == old.read_bytes(), new
-        for (stem, paths), (_, other) in zip(again, sample_files(tmp_path / "other", split)):
+        for (_, paths), (_, other) in zip(again, sample_files(tmp_path / "other", split)):
             assert paths[0].read_bytes() != other[0].read_bytes()
             assert paths[1].read_bytes() != other[1].read_bytes()
 

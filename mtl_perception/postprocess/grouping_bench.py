@@ -30,13 +30,16 @@ import resource
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from mtl_perception.bench import Benchmark
 from mtl_perception.data.labels import LABEL_ID_TO_TRAIN_ID, label_id
 from mtl_perception.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported when a bench runs, not when the CLI lists its commands
+    import torch
 
 RESOLUTIONS = ((128, 256), (256, 512), (512, 1024))
 #: (class name, share of objects, width / height of its shape)
