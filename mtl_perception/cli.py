@@ -19,7 +19,9 @@ def _command_entry_points() -> dict:
     return {ep.name: ep for ep in entry_points(group="mtl_perception.commands")}
 
 
-def _build_parser(commands: dict) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, every sub-command included (the README's commands are tested against it)."""
+    commands = _command_entry_points()
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Multi-task camera perception: semantic, instance and depth in one pass.",
@@ -36,7 +38,7 @@ def _build_parser(commands: dict) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _build_parser(_command_entry_points())
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
