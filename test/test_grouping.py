@@ -246,3 +246,13 @@ def test_bench_groups_noisy_votes_and_model_outputs(model_path, tmp_path):
     assert report["machine"]["freed_memory_retained"] is False
     assert min(r["AP"] for (s, _), r in rows.items() if s == "noisy_gt") > 0.9
     assert report["model"] == str(model_path) and report["threads"] == 1
+    assert report["device"] == "cpu" and all(r["device"] == "cpu" for r in rows.values())  # auto, without a GPU
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without a GPU")
+def test_bench_grouping_on_a_missing_gpu_is_one_clear_error(capsys):
+    from mtl_perception.cli import main
+
+    assert main(["bench", "grouping", "--device", "cuda", "--methods", "votes", "--model-frames", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sees no CUDA GPU" in err[0]

@@ -20,8 +20,10 @@ Both methods run with their default settings, on uint8 semantic ids (what the pi
 passes). AP is the Cityscapes AP of :mod:`mtl_perception.evaluation.instance_ap`, with the
 official 100-pixel minimum region scaled from 1024 x 2048 to the frame's size. Times are
 wall-clock per frame, median and minimum (the minimum is the one to read on a shared machine,
-where other processes stretch the median), with torch limited to ``--threads``, and the minor page faults per frame (see
-:mod:`mtl_perception.memory` for why they matter).
+where other processes stretch the median), with torch limited to ``--threads``, and the minor
+page faults per frame (see :mod:`mtl_perception.memory` for why they matter). ``--device cuda``
+times ``votes`` on the GPU (the inputs already there, as in the pipeline); OPTICS stays on
+the CPU.
 """
 from __future__ import annotations
 
@@ -121,6 +123,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="synthetic scenes per resolution grouped from the model's outputs (default 2; 0 = noisy votes only)",
     )
     parser.add_argument("--model", type=Path, default=None, help="model for --model-frames (default: the shipped model)")
+    parser.add_argument(
+        "--device", default="auto",
+        help="where votes group: auto (default: the GPU if there is one), cpu or cuda; OPTICS (scikit-learn) runs on the CPU",
+    )
 
 
 #: One frame to group: gtFine instanceIds, vectors (1, 2, H, W), semantic uint8 (1, H, W), confidence or None.
@@ -165,24 +171,39 @@ def model_frames(height: int, width: int, args: argparse.Namespace, pipeline: An
     return frames
 
 
-def _time_method(method: str, frames: list[Frame], repeats: int, height: int, width: int) -> dict[str, Any]:
-    """Median and minimum time per frame of one method on ``frames``, and its AP."""
+def _time_method(
+    method: str, frames: list[Frame], repeats: int, height: int, width: int, device: "torch.device"
+) -> dict[str, Any]:
+    """Median and minimum time per frame of one method on ``frames`` (inputs already on ``device``), and its AP.
+
+    On a GPU the clock stops after ``torch.cuda.synchronize``: the time until the instances
+    exist, not until the kernels were queued.
+    """
+    import torch
+
     from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceAP
     from mtl_perception.postprocess.grouping import build_grouper
 
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     grouper = build_grouper(method)
+    on_device = [(gt, *(None if t is None else t.to(device) for t in tensors)) for gt, *tensors in frames]
     if repeats > 1:  # warm-up
-        grouper(*frames[0][1:])
+        grouper(*on_device[0][1:])
     times, ap = [], InstanceAP(min_region_size=MIN_REGION_SIZE * height * width / (1024 * 2048))
     faults = 0
-    for gt, vectors, semantic, confidence in frames:
+    for gt, vectors, semantic, confidence in on_device:
         for _ in range(repeats):
             faults -= resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            synchronize()
             start = time.perf_counter()
             instances = grouper(vectors, semantic, confidence)[0]
+            synchronize()
             times.append(time.perf_counter() - start)
             faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        ap.add(instances.labels.numpy(), instances.classes.numpy(), instances.scores.numpy(), gt)
+        ap.add(instances.labels.cpu().numpy(), instances.classes.cpu().numpy(), instances.scores.cpu().numpy(), gt)
     result = ap.result()
     return {
         "ms": round(1e3 * statistics.median(times), 2), "ms_min": round(1e3 * min(times), 2),
@@ -196,7 +217,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.frames < 1 or args.repeats < 1 or args.threads < 1 or args.noise < 0 or args.model_frames < 0:
         raise UserError("--frames, --repeats and --threads must be >= 1, --noise and --model-frames >= 0")
 
+    from mtl_perception.inference.backend import resolve_device
+
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     sources: list[tuple[str, Callable[[int, int], list[Frame]]]] = [("noisy_gt", lambda h, w: noisy_frames(h, w, args))]
     model = None
     if args.model_frames:
@@ -212,15 +236,15 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             frames = make_frames(height, width)
             for method in args.methods:
                 # OPTICS takes seconds per frame: one run each, no warm-up (nothing to warm).
-                repeats = args.repeats if method == "votes" else 1
+                repeats, where = (args.repeats, device) if method == "votes" else (1, torch.device("cpu"))
                 rows.append({
-                    "method": method, "source": source, "resolution": f"{height}x{width}",
-                    **_time_method(method, frames, repeats, height, width),
+                    "method": method, "source": source, "resolution": f"{height}x{width}", "device": str(where),
+                    **_time_method(method, frames, repeats, height, width, where),
                 })
                 print(rows[-1], flush=True)
     return {
         "noise": args.noise, "frames": args.frames, "model_frames": args.model_frames, "model": model,
-        "threads": args.threads, "results": rows, "votes_vs_optics": _comparison(rows),
+        "threads": args.threads, "device": str(device), "results": rows, "votes_vs_optics": _comparison(rows),
     }
 
 
