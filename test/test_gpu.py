@@ -12,17 +12,13 @@ import pytest
 import torch
 
 from mtl_perception.postprocess.grouping import build_grouper
-from mtl_perception.postprocess.grouping_bench import noisy_votes, synthetic_layout
+from test_grouping import noisy_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def test_vote_grouping_on_the_gpu_finds_what_the_cpu_finds():
-    rng = np.random.default_rng(5)
-    pairs = [noisy_votes(synthetic_layout(256, 512, rng, objects=12), 0.05, rng) for _ in range(2)]
-    vectors = torch.from_numpy(np.stack([p[0] for p in pairs]))
-    semantic = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.uint8))
-    confidence = torch.rand(semantic.shape, generator=torch.Generator().manual_seed(1))
+    vectors, semantic, confidence = noisy_batch(256, 512)
     grouper = build_grouper("votes")
     on_cpu = grouper(vectors, semantic, confidence)
     on_gpu = grouper(vectors.cuda(), semantic.cuda(), confidence.cuda())

@@ -139,16 +139,21 @@ def test_deterministic_and_batch_independent(method):
         assert len(inst) > 3
 
 
+def noisy_batch(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two frames of 12 objects with noisy votes: vectors, uint8 semantic ids, random confidence."""
+    rng = np.random.default_rng(5)
+    pairs = [noisy_votes(synthetic_layout(height, width, rng, objects=12), 0.05, rng) for _ in range(2)]
+    vectors = torch.from_numpy(np.stack([p[0] for p in pairs]))
+    semantic = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.uint8))
+    return vectors, semantic, torch.rand(semantic.shape, generator=torch.Generator().manual_seed(1))
+
+
 def test_torch_branch_matches_numpy_branch(monkeypatch):
     """The grouping a GPU runs (torch compare + nonzero) finds what the CPU's numpy branch finds."""
     import mtl_perception.postprocess.grouping as grouping
     import mtl_perception.postprocess.vote_grouping as vote_grouping
 
-    rng = np.random.default_rng(5)
-    pairs = [noisy_votes(synthetic_layout(64, 128, rng, objects=12), 0.05, rng) for _ in range(2)]
-    vectors = torch.from_numpy(np.stack([p[0] for p in pairs]))
-    semantic = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.uint8))
-    confidence = torch.rand(semantic.shape, generator=torch.Generator().manual_seed(1))
+    vectors, semantic, confidence = noisy_batch(64, 128)
     grouper = build_grouper("votes")
     numpy_branch = grouper(vectors, semantic, confidence)
     calls = []
