@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from launch_ast import LaunchFile
+from launch_ast import REPO, LaunchFile
 from mtl_perception.cli import build_parser
 from mtl_perception.config import apply_overrides, load_config
 from training.train_config import resolve_train_config
 
-REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 
 

@@ -21,11 +21,11 @@ from mtl_perception.model.compact import compact_state_dict
 
 def make_release(checkpoint: Path, out: Path, weights: str = "int8") -> dict:
     """Write the release file atomically; return what it holds besides the weights."""
-    from mtl_perception.model.checkpoint import load_model
+    from mtl_perception.model.checkpoint import model_from_checkpoint, read_checkpoint
 
-    model, config = load_model(checkpoint)  # validates the file and normalises the state dict
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = model.state_dict()
+    ckpt = read_checkpoint(checkpoint)  # validates the file
+    config = dict(ckpt["config"])
+    state = model_from_checkpoint(ckpt, checkpoint).state_dict()  # normalised, float32
     packed = compact_state_dict(state) if weights == "int8" else {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     release = {
         "config": config,
