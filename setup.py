@@ -23,18 +23,18 @@ ROS_WHEELS = [
 ]
 
 # Sub-commands of `mtl-perception`, discovered through this entry-point group so that the
-# runtime package never imports `training` (data flows one way: training -> mtl_perception).
+# runtime package never imports `mtl_perception_training` (data flows one way: mtl_perception_training -> mtl_perception).
 COMMANDS = [
     "node = mtl_perception.ros.node_command:COMMAND",
     "synth = mtl_perception.data.synth_command:COMMAND",
     "bench = mtl_perception.bench:COMMAND",
     "demo = mtl_perception.demo:COMMAND",
-    "release = training.release:COMMAND",
-    "train = training.train_command:COMMAND",
+    "release = mtl_perception_training.release:COMMAND",
+    "train = mtl_perception_training.train_command:COMMAND",
     "evaluate = mtl_perception.evaluation.evaluate_command:COMMAND",
     "bag = mtl_perception.bag.bag_command:COMMAND",
-    "export = training.export_command:COMMAND",
-    "experiment = training.experiments.experiment_command:COMMAND",
+    "export = mtl_perception_training.export_command:COMMAND",
+    "experiment = mtl_perception_training.experiments.experiment_command:COMMAND",
 ]
 
 # Targets of `mtl-perception bench TARGET`.
@@ -43,7 +43,7 @@ BENCHMARKS = [
     "synth = mtl_perception.data.synth_bench:BENCHMARK",
     "data = mtl_perception.data.data_bench:BENCHMARK",
     "grouping = mtl_perception.postprocess.grouping_bench:BENCHMARK",
-    "train = training.train_bench:BENCHMARK",
+    "train = mtl_perception_training.train_bench:BENCHMARK",
     "inference = mtl_perception.inference.inference_bench:BENCHMARK",
 ]
 
@@ -53,7 +53,7 @@ setup(
     description="Multi-task (semantic, instance, depth) camera perception for ROS 2",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "training", "training.*"]),
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "mtl_perception_training", "mtl_perception_training.*"]),
     package_data={PACKAGE: ["models/*.pt"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -2,7 +2,7 @@
 
 Each sub-command lives next to the code it drives and is registered under the
 ``mtl_perception.commands`` entry-point group in setup.py; ``cli.py`` discovers them, so the
-runtime package never has to import ``training``.
+runtime package never has to import ``mtl_perception_training``.
 """
 from __future__ import annotations
 

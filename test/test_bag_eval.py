@@ -23,6 +23,7 @@ from mtl_perception.bag.reader import BagInput
 from mtl_perception.bag.scoring import instances_from_map
 from mtl_perception.cli import main
 from mtl_perception.data.labels import INSTANCE_ID_DIVISOR, IS_THING_TRAIN_ID, LABEL_ID_TO_TRAIN_ID, train_id
+from ros_domains import domain_id
 
 #: Frames of the live replay: enough for a latency trend when the node keeps only a few of them.
 LIVE_FRAMES = 120
@@ -269,7 +270,7 @@ def test_live_replay_too_fast_for_the_node_drops_frames_instead_of_queueing(
     pytest.importorskip("rclpy")
     from mtl_perception.bag.live_eval import evaluate_live
 
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id("bag_eval_overload")))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     bag = tmp_path / "loop"
     root = _looped_dataset(synth_root, tmp_path / "ds", LIVE_FRAMES)
@@ -315,7 +316,7 @@ def test_live_replay_scores_what_the_offline_evaluation_scores(tmp_path: Path, m
     from mtl_perception.inference.factory import default_model_path
 
     shipped = default_model_path()
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + (os.getpid() + 1) % 100))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id("bag_eval_live_vs_offline")))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     generate_dataset(tmp_path / "ds", train=0, val=6, height=128, width=256, seed=1)  # the shipped model's size
     bag = tmp_path / "val6"
@@ -330,7 +331,7 @@ def test_live_replay_scores_what_the_offline_evaluation_scores(tmp_path: Path, m
 
 def test_live_node_that_cannot_start_is_one_clear_error(bag: Path, tmp_path: Path, monkeypatch, capsys):
     pytest.importorskip("rclpy")
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id("bag_eval_node_cannot_start")))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")

@@ -6,9 +6,12 @@ import json
 import cv2
 
 from mtl_perception.cli import main
+from ros_domains import domain_id
 
 
-def test_demo_runs_end_to_end_and_writes_mosaics(tmp_path, model_path, capsys):
+def test_demo_runs_end_to_end_and_writes_mosaics(tmp_path, model_path, capsys, monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id("demo")))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "--model", str(model_path), "--frames", "6", "--rate", "4",
                  "--height", "64", "--width", "128"])

@@ -10,9 +10,9 @@ from torch import nn
 
 from mtl_perception.errors import ConfigError
 from mtl_perception.model import build_model
-from training.dwa import DynamicWeightAverage
-from training.gradnorm import GradNorm, last_shared_weight
-from training.weighting import WEIGHTINGS, build_weighting
+from mtl_perception_training.dwa import DynamicWeightAverage
+from mtl_perception_training.gradnorm import GradNorm, last_shared_weight
+from mtl_perception_training.weighting import WEIGHTINGS, build_weighting
 
 TASKS = ("semantic", "instance", "depth")
 

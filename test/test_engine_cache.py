@@ -146,7 +146,7 @@ def test_only_the_two_tensorrt_modules_import_tensorrt():
     root = Path(__file__).resolve().parents[1]
     importers = {
         p.relative_to(root).as_posix()
-        for folder in ("mtl_perception", "training")
+        for folder in ("mtl_perception", "mtl_perception_training")
         for p in (root / folder).rglob("*.py")
         if re.search(r"^\s*(import tensorrt|from tensorrt)", p.read_text(), re.M)
     }

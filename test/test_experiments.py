@@ -15,9 +15,9 @@ import yaml
 
 from mtl_perception.cli import main
 from mtl_perception.errors import ConfigError, UserError
-from training.experiments import report
-from training.experiments.table1 import RESULT_FILE, load_experiment, run_dir, select, training_config
-from training.trainer import Trainer
+from mtl_perception_training.experiments import report
+from mtl_perception_training.experiments.table1 import RESULT_FILE, load_experiment, run_dir, select, training_config
+from mtl_perception_training.trainer import Trainer
 
 TRIPLE = ("semantic", "instance", "depth")
 PAIRS = (("semantic", "instance"), ("semantic", "depth"), ("instance", "depth"))

@@ -25,8 +25,8 @@ from mtl_perception.errors import UserError
 from mtl_perception.inference.metadata import ModelMetadata, read_onnx_metadata
 from mtl_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 from mtl_perception.model.checkpoint import load_model
-from training.export import export
-from training.export_command import COMMAND
+from mtl_perception_training.export import export
+from mtl_perception_training.export_command import COMMAND
 
 TOL = 1e-4
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from training.losses import depth_loss, instance_loss, semantic_loss, task_losses
+from mtl_perception_training.losses import depth_loss, instance_loss, semantic_loss, task_losses
 
 
 def test_semantic_cross_entropy_ignores_255():

@@ -309,7 +309,7 @@ def _toy_batch(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def test_tiny_overfit_lowers_every_loss():
-    from training.losses import task_losses
+    from mtl_perception_training.losses import task_losses
 
     torch.manual_seed(0)
     model = build_model({**TINY, "aspp_channels": 32, "decoder_channels": 32}).train()

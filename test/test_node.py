@@ -32,9 +32,10 @@ from mtl_perception.ros import conversions as conv
 from mtl_perception.ros.middleware import PROFILE, PROFILE_ENV, configure_fastdds
 from mtl_perception.ros.node import OUTPUTS, PerceptionNode
 from mtl_perception.ros.qos import adapt_reliability, profile
+from ros_domains import domain_id
 from ros_harness import Harness, stamp_ns
 
-DOMAIN_ID = 142
+DOMAIN_ID = domain_id("node")
 CAMERA = "/test_cam"
 IMAGE_TOPIC = f"{CAMERA}/image"
 H, W = 48, 96  # camera size != the network's 64x128: outputs must come at the camera's size

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 
 from mtl_perception.cli import main
+from ros_domains import domain_id
 
 
 def test_bench_node_reports_middleware_and_callback_latency(model_path, tmp_path, monkeypatch):
-    monkeypatch.setenv("ROS_DOMAIN_ID", "143")
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id("node_bench")))
     out = tmp_path / "node.json"
     args = ["--model", str(model_path), "--sizes", "64x128", "--frames", "2", "--warmup", "1", "--json", str(out)]
     assert main(["bench", "node", *args]) == 0

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from inference_helpers import tiny_checkpoint
+from ros_domains import domain_id
 from ros_harness import Harness
 
-DOMAIN_ID = 143
+DOMAIN_ID = domain_id("node_colcon")
 
 
 def test_installed_node_runs_with_installed_config_and_publishes(colcon_install, tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 from launch_ast import REPO, LaunchFile
 from mtl_perception.cli import build_parser
 from mtl_perception.config import apply_overrides, load_config
-from training.train_config import resolve_train_config
+from mtl_perception_training.train_config import resolve_train_config
 
 README = REPO / "README.md"
 

@@ -22,13 +22,13 @@ from mtl_perception.cli import main
 from mtl_perception.config import apply_overrides, load_config
 from mtl_perception.errors import ConfigError, UserError
 from mtl_perception.model.checkpoint import load_model
-from training import checkpoint_io, trainer as trainer_module
-from training.optim import build_optimizer
-from training.release import make_release
-from training.schedule import build_poly_schedule
-from training.train_config import resolve_train_config
-from training.trainer import Trainer, TrainingDiverged
-from training.weighting import build_weighting
+from mtl_perception_training import checkpoint_io, trainer as trainer_module
+from mtl_perception_training.optim import build_optimizer
+from mtl_perception_training.release import make_release
+from mtl_perception_training.schedule import build_poly_schedule
+from mtl_perception_training.train_config import resolve_train_config
+from mtl_perception_training.trainer import Trainer, TrainingDiverged
+from mtl_perception_training.weighting import build_weighting
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ("semantic", "instance", "depth")
@@ -268,7 +268,7 @@ def test_nan_loss_stops_and_leaves_the_last_good_checkpoint(synth_root, tmp_path
 _FLOAT64_NO_DROPOUT = """
 import torch
 import mtl_perception.evaluation.evaluator as evaluator
-import training.trainer as trainer
+import mtl_perception_training.trainer as trainer
 
 torch.set_default_dtype(torch.float64)
 torch.nn.Dropout.forward = lambda self, x: x
@@ -309,7 +309,7 @@ def test_two_cpu_processes_match_one_process_on_the_same_global_batch(synth_root
     b = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 3 and len(a["rng"]) == 1 and len(b["rng"]) == 2
     assert a["model"]["backbone.conv1.weight"].dtype == torch.float64
-    # The losses themselves are float32 (training/losses.py casts for AMP): measured 5e-9 apart
+    # The losses themselves are float32 (mtl_perception_training/losses.py casts for AMP): measured 5e-9 apart
     # after 3 steps; a real flaw (a wrong rescaling, unsynchronised BatchNorm) moves them >1e-5.
     for key, value in a["model"].items():
         torch.testing.assert_close(b["model"][key], value, atol=1e-7, rtol=0, msg=lambda m, key=key: f"{key}: {m}")

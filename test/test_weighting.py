@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mtl_perception.errors import ConfigError
-from training.weighting import (
+from mtl_perception_training.weighting import (
     WEIGHTINGS,
     EqualWeighting,
     FixedWeighting,
@@ -104,8 +104,8 @@ def test_default_is_paper_uncertainty():
 
 
 def test_registry_holds_every_strategy():
-    from training.dwa import DynamicWeightAverage
-    from training.gradnorm import GradNorm
+    from mtl_perception_training.dwa import DynamicWeightAverage
+    from mtl_perception_training.gradnorm import GradNorm
 
     assert WEIGHTINGS == {
         "uncertainty": UncertaintyWeighting, "fixed": FixedWeighting, "equal": EqualWeighting,

@@ -42,9 +42,9 @@ def _run(args: argparse.Namespace) -> int:
     from mtl_perception.config import apply_overrides, load_config
     from mtl_perception.errors import ConfigError
 
-    from training.checkpoint_io import load_checkpoint
-    from training.train_config import resolve_train_config
-    from training.trainer import Trainer, TrainingStopped
+    from mtl_perception_training.checkpoint_io import load_checkpoint
+    from mtl_perception_training.train_config import resolve_train_config
+    from mtl_perception_training.trainer import Trainer, TrainingStopped
 
     if args.config is None and not args.resume:
         raise ConfigError("--config is required (only --resume may leave it out, to reuse the checkpoint's config)")

@@ -46,22 +46,22 @@ from mtl_perception.evaluation.evaluator import accumulate, batch_to_device
 from mtl_perception.model import build_model
 from mtl_perception.model.checkpoint import model_from_checkpoint, read_checkpoint
 
-from training import distributed
-from training.checkpoint_io import CHECKPOINT_FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from training.distributed import DistContext
-from training.logging import TrainLogger
-from training.losses import task_losses
-from training.optim import build_optimizer
-from training.schedule import build_poly_schedule
-from training.train_config import best_metric
-from training.weighting import build_weighting
+from mtl_perception_training import distributed
+from mtl_perception_training.checkpoint_io import CHECKPOINT_FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from mtl_perception_training.distributed import DistContext
+from mtl_perception_training.logging import TrainLogger
+from mtl_perception_training.losses import task_losses
+from mtl_perception_training.optim import build_optimizer
+from mtl_perception_training.schedule import build_poly_schedule
+from mtl_perception_training.train_config import best_metric
+from mtl_perception_training.weighting import build_weighting
 
 #: Config keys that may change between a run and its ``--resume`` without changing its result.
 RESUMABLE_CHANGES = frozenset(
     {"data.root", "data.workers", "data.cache_dir", "train.log_every", "train.val_every", "train.ckpt_every", "train.device"}
 )
 
-# Pixels each task's loss averages over (the masks of training/losses.py), used to turn
+# Pixels each task's loss averages over (the masks of mtl_perception_training/losses.py), used to turn
 # per-process masked means into the global batch's masked mean under data parallelism.
 _VALID_PIXELS: dict[str, Callable[[Mapping[str, torch.Tensor]], torch.Tensor]] = {
     "semantic": lambda batch: batch["semantic"] != IGNORE_INDEX,

@@ -172,5 +172,5 @@ def build_weighting(cfg: Mapping[str, Any] | None, tasks: Iterable[str]) -> Task
 
 # Strategies in modules of their own register themselves in WEIGHTINGS when imported. Plain
 # imports at the end, so that either import order works (they subclass TaskWeighting above).
-import training.dwa  # noqa: E402,F401  ("dwa": Dynamic Weight Averaging)
-import training.gradnorm  # noqa: E402,F401  ("gradnorm": GradNorm)
+import mtl_perception_training.dwa  # noqa: E402,F401  ("dwa": Dynamic Weight Averaging)
+import mtl_perception_training.gradnorm  # noqa: E402,F401  ("gradnorm": GradNorm)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 from mtl_perception.io_utils import atomic_write_text
 from mtl_perception.model.tasks import TASKS
 
-from training.experiments.table1 import RESULT_FILE, Experiment, RunSpec, run_dir, set_name
+from mtl_perception_training.experiments.table1 import RESULT_FILE, Experiment, RunSpec, run_dir, set_name
 
 METRICS = ("miou", "instance_err_px", "disparity_err_px")
 METRIC_TASK = {"miou": "semantic", "instance_err_px": "instance", "disparity_err_px": "depth"}
@@ -227,7 +227,7 @@ def _win_counts(rows: list[dict[str, Any]]) -> list[str]:
 
 def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callable[[str], None] = print) -> Path:
     """Write results.json, table1.md and the PNG figures into ``out_dir``; returns the markdown path."""
-    from training.experiments import plots
+    from mtl_perception_training.experiments import plots
 
     out_dir = Path(out_dir)
     summaries = collect(experiment, out_dir, seeds)

@@ -42,7 +42,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from training.export import export
+    from mtl_perception_training.export import export
 
     for name in ("height", "width", "max_batch"):
         value = getattr(args, name)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from mtl_perception.io_utils import atomic_write
 
-from training.experiments.report import (
+from mtl_perception_training.experiments.report import (
     FIXED_METHODS,
     HIGHER_IS_BETTER,
     METHOD_LABELS,
@@ -29,7 +29,7 @@ from training.experiments.report import (
     read_log,
     task_metrics,
 )
-from training.experiments.table1 import Experiment, run_dir, set_name
+from mtl_perception_training.experiments.table1 import Experiment, run_dir, set_name
 
 _LEARNED_MARKERS = ("*", "P", "X", "D")
 

@@ -47,8 +47,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from mtl_perception.errors import UserError
 
-    from training.experiments.report import write_report
-    from training.experiments.table1 import load_experiment, run_experiment, select
+    from mtl_perception_training.experiments.report import write_report
+    from mtl_perception_training.experiments.table1 import load_experiment, run_experiment, select
 
     experiment = load_experiment(args.scale, args.overrides)
     if args.list:

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 import torch
 
 from mtl_perception.errors import ConfigError
-from training.weighting import WEIGHTINGS, TaskWeighting
+from mtl_perception_training.weighting import WEIGHTINGS, TaskWeighting
 
 
 class DynamicWeightAverage(TaskWeighting):

@@ -133,7 +133,7 @@ def load_experiment(scale: str | Path, overrides: Iterable[str] = ()) -> Experim
 
 
 def _check_weighting(cfg: Mapping[str, Any], task_sets: Iterable[tuple[str, ...]], where: str) -> None:
-    from training.weighting import build_weighting
+    from mtl_perception_training.weighting import build_weighting
 
     for tasks in task_sets:
         try:
@@ -196,7 +196,7 @@ def select(specs: Iterable[RunSpec], patterns: Iterable[str]) -> list[RunSpec]:
 
 def training_config(experiment: Experiment, spec: RunSpec, data_root: Path, seed: int) -> dict[str, Any]:
     """The resolved training config of one run: the base with this run's tasks, weighting and seed."""
-    from training.train_config import resolve_train_config
+    from mtl_perception_training.train_config import resolve_train_config
 
     cfg = copy.deepcopy(experiment.base)
     cfg.setdefault("data", {})["root"] = str(data_root)
@@ -223,7 +223,7 @@ def final_log_values(train_csv: Path) -> dict[str, float]:
 
 def _check_same_config(path: Path, cfg: Mapping[str, Any], saved: Mapping[str, Any]) -> None:
     """``ConfigError`` when a finished run was trained with another config (paths, workers, logging aside)."""
-    from training.trainer import RESUMABLE_CHANGES
+    from mtl_perception_training.trainer import RESUMABLE_CHANGES
 
     def flat(c: Mapping[str, Any]) -> dict[str, Any]:
         return {f"{section}.{key}": value for section, values in c.items() for key, value in values.items()}
@@ -242,7 +242,7 @@ def run_one(spec: RunSpec, seed: int, cfg: dict[str, Any], out_dir: Path) -> tup
 
     Returns (its result, whether it was trained now).
     """
-    from training.trainer import Trainer, TrainingDiverged
+    from mtl_perception_training.trainer import Trainer, TrainingDiverged
 
     folder = run_dir(out_dir, spec, seed)
     result_path = folder / RESULT_FILE
@@ -280,7 +280,7 @@ def run_experiment(
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Every selected run for seeds 0..N-1 (all configurations of seed 0 first), then the report."""
-    from training.experiments.report import write_report
+    from mtl_perception_training.experiments.report import write_report
 
     selected = select(experiment.specs, only)
     # Every config resolved before anything trains: a bad value fails now, not hours in.

@@ -68,10 +68,10 @@ def measure(backbone: str, output_stride: int, size: tuple[int, int], batch: int
 
     from mtl_perception.model import build_model
 
-    from training.distributed import DistContext
-    from training.optim import build_optimizer
-    from training.trainer import TrainStep
-    from training.weighting import build_weighting
+    from mtl_perception_training.distributed import DistContext
+    from mtl_perception_training.optim import build_optimizer
+    from mtl_perception_training.trainer import TrainStep
+    from mtl_perception_training.weighting import build_weighting
 
     device = torch.device(device_name)
     cuda = device.type == "cuda"

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from mtl_perception.errors import ConfigError
-from training.weighting import WEIGHTINGS, TaskWeighting
+from mtl_perception_training.weighting import WEIGHTINGS, TaskWeighting
 
 # Renormalisation floor for a weight, as a fraction of K: a large step could push a weight to
 # or below zero, after which its task would be dropped (or its loss maximised).

@@ -23,7 +23,7 @@ from mtl_perception.errors import ConfigError
 from mtl_perception.evaluation.metrics import LOWER_IS_BETTER
 from mtl_perception.model import resolve_model_config
 
-from training.weighting import build_weighting
+from mtl_perception_training.weighting import build_weighting
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 BEST_METRICS = ("auto", "miou", "instance_err_px", "disparity_err_px", "disparity_rmse_px")
