@@ -261,9 +261,8 @@ class Trainer:
         self.model.to(device, memory_format=memory_format)
         self.weighting.to(device)
         # Strategies that look inside the network (GradNorm: gradient norms at the last shared
-        # layer) get it once it is on its device; the others have no such method.
-        if hasattr(self.weighting, "bind_model"):
-            self.weighting.bind_model(self.model)
+        # layer) get it once it is on its device; for the others binding does nothing.
+        self.weighting.bind_model(self.model)
         step_module = TrainStep(self.model, self.weighting, ctx)
         self.train_step_module: nn.Module = step_module
         if ctx.distributed:

@@ -10,8 +10,9 @@ from torch import nn
 
 from mtl_perception.errors import ConfigError
 from mtl_perception.model import build_model
-from mtl_perception_training.dwa import DynamicWeightAverage
-from mtl_perception_training.gradnorm import GradNorm, last_shared_weight
+from mtl_perception_training.weighting import DynamicWeightAverage
+from mtl_perception_training.weighting import GradNorm
+from mtl_perception_training.weighting.gradnorm import last_shared_weight
 from mtl_perception_training.weighting import WEIGHTINGS, build_weighting
 
 TASKS = ("semantic", "instance", "depth")

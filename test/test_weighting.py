@@ -104,8 +104,8 @@ def test_default_is_paper_uncertainty():
 
 
 def test_registry_holds_every_strategy():
-    from mtl_perception_training.dwa import DynamicWeightAverage
-    from mtl_perception_training.gradnorm import GradNorm
+    from mtl_perception_training.weighting import DynamicWeightAverage
+    from mtl_perception_training.weighting import GradNorm
 
     assert WEIGHTINGS == {
         "uncertainty": UncertaintyWeighting, "fixed": FixedWeighting, "equal": EqualWeighting,

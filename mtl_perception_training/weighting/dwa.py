@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 import torch
 
 from mtl_perception.errors import ConfigError
-from mtl_perception_training.weighting import WEIGHTINGS, TaskWeighting
+from mtl_perception_training.weighting.base import TaskWeighting
 
 
 class DynamicWeightAverage(TaskWeighting):
@@ -77,6 +77,3 @@ class DynamicWeightAverage(TaskWeighting):
 
     def weights(self) -> dict[str, float]:
         return dict(zip(self.tasks, self.current_weights().tolist()))
-
-
-WEIGHTINGS["dwa"] = DynamicWeightAverage

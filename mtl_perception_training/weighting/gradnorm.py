@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from mtl_perception.errors import ConfigError
-from mtl_perception_training.weighting import WEIGHTINGS, TaskWeighting
+from mtl_perception_training.weighting.base import TaskWeighting
 
 # Renormalisation floor for a weight, as a fraction of K: a large step could push a weight to
 # or below zero, after which its task would be dropped (or its loss maximised).
@@ -114,6 +114,3 @@ class GradNorm(TaskWeighting):
         # No weight decay: it would pull every weight towards 0 against the sum-to-K constraint.
         lr = base_lr if self.lr is None else self.lr
         return [{"params": [self.task_weights], "lr": lr, "weight_decay": 0.0}]
-
-
-WEIGHTINGS["gradnorm"] = GradNorm
