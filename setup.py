@@ -22,6 +22,10 @@ ROS_WHEELS = [
     "ros-geometry-msgs",
 ]
 
+# The same runtime for ROS 2 Jazzy (rclpy 7.1, Fast DDS 2.14; cp311 wheels): the CI's second
+# ROS lane. Never install both extras in one environment: the distributions ship the same modules.
+ROS_JAZZY_WHEELS = [name.replace("ros-", "ros-jazzy-", 1) for name in ROS_WHEELS]
+
 # Sub-commands of `mtl-perception`, discovered through this entry-point group so that the
 # runtime package never imports `mtl_perception_training` (data flows one way: mtl_perception_training -> mtl_perception).
 COMMANDS = [
@@ -79,6 +83,7 @@ setup(
     ],
     extras_require={
         "ros": ROS_WHEELS,
+        "ros-jazzy": ROS_JAZZY_WHEELS,
         "export": ["onnx", "onnxruntime", "onnxscript"],
         "dev": ["pytest", "colcon-common-extensions"],
     },

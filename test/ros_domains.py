@@ -22,6 +22,8 @@ NAMES = (
     "bag_eval_live_vs_offline",
     "bag_eval_node_cannot_start",
     "demo",
+    "node_humble",
+    "fastdds_profile",
 )
 
 

@@ -6,10 +6,14 @@ in-process ``PerceptionNode`` added to the same executor.
 """
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import rclpy
@@ -168,3 +172,36 @@ class Harness:
             if got:
                 return stamp, {t: self.received(t, stamp) for t in topics}
         raise AssertionError(f"no frame reached all of {topics} within {timeout:.0f} s")
+
+
+@contextmanager
+def node_process(command: list[str], log: Path) -> Iterator[subprocess.Popen]:
+    """The node under test as a process (output in ``log``), stopped with SIGINT as ``ros2 launch`` does."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"the node ignored SIGINT; log:\n{log.read_text()[-3000:]}") from None
+
+
+def connected_harness(
+    domain_id: int, image: np.ndarray, image_topic: str, proc: subprocess.Popen, log: Path, timeout: float
+) -> Harness:
+    """A Harness once the node process answers a frame on ``semantic/labels`` (else its exit code and log)."""
+    h = Harness(domain_id, prefix="")
+    h.subscribe(["semantic/labels"])
+    try:
+        h.send_until(lambda: h.send_image(image, topic=image_topic), ["semantic/labels"], timeout)
+    except AssertionError:
+        h.close()
+        raise AssertionError(
+            f"the node produced nothing (exit code {proc.poll()}); log:\n{log.read_text()[-3000:]}"
+        ) from None
+    return h

@@ -8,7 +8,6 @@ dark frames, one on compressed input.
 """
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -29,11 +28,12 @@ from launch_ast import REPO, LaunchFile, node_command
 from mtl_perception.data.synth.generate import render_image
 from mtl_perception.inference.backend import Backend
 from mtl_perception.ros import conversions as conv
-from mtl_perception.ros.middleware import PROFILE, PROFILE_ENV, configure_fastdds
+from mtl_perception.ros.middleware import PROFILE, PROFILE_ENVS, configure_fastdds
 from mtl_perception.ros.node import OUTPUTS, PerceptionNode
 from mtl_perception.ros.qos import adapt_reliability, profile
 from ros_domains import domain_id
-from ros_harness import Harness, stamp_ns
+from ros_harness import Harness, connected_harness, stamp_ns
+from ros_harness import node_process as ros_node_process
 
 DOMAIN_ID = domain_id("node")
 CAMERA = "/test_cam"
@@ -71,18 +71,14 @@ def launch_command(model: Path, **arguments: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def node_process(backend, model, tmp_path_factory):
-    log = tmp_path_factory.mktemp("node_log") / "node.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(launch_command(model), stdout=out, stderr=subprocess.STDOUT)
-    yield proc
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"the node ignored SIGINT; log:\n{log.read_text()[-3000:]}")
+def node_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("node_log") / "node.log"
+
+
+@pytest.fixture(scope="module")
+def node_process(backend, model, node_log):
+    with ros_node_process(launch_command(model), node_log) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +87,8 @@ def image() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def harness(ros_env, node_process, image):
-    h = Harness(DOMAIN_ID, prefix="")
-    h.subscribe(["semantic/labels"])
-    try:
-        h.send_until(lambda: h.send_image(image, topic=IMAGE_TOPIC), ["semantic/labels"], START_TIMEOUT_S)
-    except AssertionError:
-        h.close()
-        raise AssertionError(f"the node produced nothing (exit code {node_process.poll()})") from None
+def harness(ros_env, node_process, node_log, image):
+    h = connected_harness(DOMAIN_ID, image, IMAGE_TOPIC, node_process, node_log, START_TIMEOUT_S)
     yield h
     h.close()
 
@@ -249,17 +239,17 @@ def _set(harness, name: str, value) -> tuple[bool, str]:
         harness.node.destroy_client(client)
 
 
-@pytest.mark.parametrize(
-    "name, value, reason",
-    [
-        ("points_stride", 0, "out of range"),
-        ("semantic_color_alpha", 1.5, "out of range"),
-        ("output_resolution", "full", "output_resolution must be one of input, network"),
-        ("depth_color_min_m", 90.0, "must be smaller than depth_color_max_m"),
-        ("points_stride", "2", "Wrong parameter type"),
-        ("grouping", "optics", "read-only"),
-    ],
-)
+BAD_PARAMETERS = [
+    ("points_stride", 0, "out of range"),
+    ("semantic_color_alpha", 1.5, "out of range"),
+    ("output_resolution", "full", "output_resolution must be one of input, network"),
+    ("depth_color_min_m", 90.0, "must be smaller than depth_color_max_m"),
+    ("points_stride", "2", "Wrong parameter type"),
+    ("grouping", "optics", "read-only"),
+]
+
+
+@pytest.mark.parametrize("name, value, reason", BAD_PARAMETERS)
 def test_bad_parameter_values_are_refused_with_a_reason(harness, name, value, reason):
     successful, why = _set(harness, name, value)
     assert not successful and reason in why
@@ -349,7 +339,8 @@ def test_a_corrupt_model_or_bad_parameter_stops_start_up_with_one_clear_line(
     """In-process ``main`` (the console script's body) to spare a process start per case."""
     from mtl_perception.ros.node import main
 
-    monkeypatch.setenv(PROFILE_ENV, "")  # main sets it; monkeypatch restores it afterwards
+    for name in PROFILE_ENVS.values():
+        monkeypatch.setenv(name, "")  # main sets them; monkeypatch restores them afterwards
 
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"this is not a checkpoint")
@@ -433,15 +424,27 @@ def test_compressed_input_is_decoded(harness, backend, image):
 
 
 def test_fast_dds_gets_a_large_shared_memory_segment_unless_configured(tmp_path, monkeypatch):
+    """Which variable is set for which Fast DDS; test_node_distros.py checks that Fast DDS applies it."""
     monkeypatch.setenv("MTL_PERCEPTION_CACHE", str(tmp_path))
-    env: dict[str, str] = {}
-    path = configure_fastdds(env)
-    assert env[PROFILE_ENV] == str(path) and path.read_text() == PROFILE
+    cases = {  # the Fast DDS library a folder holds -> the variables set
+        "libfastrtps.so.2.14": ["FASTRTPS_DEFAULT_PROFILES_FILE"],  # Humble, Jazzy
+        "libfastdds.so.3.2": ["FASTDDS_DEFAULT_PROFILES_FILE"],  # Kilted
+        "libsomething_else.so": list(PROFILE_ENVS.values()),  # unknown: both
+    }
+    for library, names in cases.items():
+        (tmp_path / library).mkdir()
+        (tmp_path / library / library).touch()
+        env: dict[str, str] = {}
+        setup = configure_fastdds(env, search=[tmp_path / library])
+        assert sorted(env) == sorted(names) and all(env[n] == str(setup.profile) for n in names), library
+        assert setup.profile.read_text() == PROFILE and all(n in setup.note for n in names)
     assert "<segment_size>33554432</segment_size>" in PROFILE
-    mine = {PROFILE_ENV: "/robot/fastdds.xml"}
-    assert configure_fastdds(mine) is None and mine == {PROFILE_ENV: "/robot/fastdds.xml"}
+    for name in PROFILE_ENVS.values():
+        mine = {name: "/robot/fastdds.xml"}
+        setup = configure_fastdds(mine)
+        assert setup.profile is None and mine == {name: "/robot/fastdds.xml"} and "/robot/fastdds.xml" in setup.note
     cyclone = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
-    assert configure_fastdds(cyclone) is None and PROFILE_ENV not in cyclone
+    assert configure_fastdds(cyclone).profile is None and cyclone == {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
 
 
 def test_reader_reliability_follows_the_writers():

@@ -44,7 +44,7 @@ from mtl_perception.inference.pipeline import Pipeline, PipelineResult
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros import parameters, qos
 from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
-from mtl_perception.ros.middleware import configure_fastdds
+from mtl_perception.ros import middleware
 
 NODE_NAME = "mtl_perception"
 
@@ -381,14 +381,12 @@ def main(args: list[str] | None = None) -> int:
     A bad parameter or a missing / unreadable model ends the start-up with one clear line
     and exit status 2 (no traceback): a launch file then shows the reason, not a stack.
     """
-    profile = configure_fastdds()
+    fastdds = middleware.configure_fastdds()
     retained = retain_freed_memory()
     rclpy.init(args=args if args is not None else sys.argv)
     logger = rclpy.logging.get_logger(NODE_NAME)
     if not retained:
         logger.info("C library is not glibc: freed memory goes back to the system (page faults per frame)")
-    if profile is not None:
-        logger.info(f"Fast DDS shared-memory segment enlarged for large messages ({profile})")
     node = None
     try:
         try:
@@ -396,6 +394,8 @@ def main(args: list[str] | None = None) -> int:
         except (UserError, InvalidParameterValueException, InvalidParameterTypeException) as exc:
             logger.fatal(f"cannot start: {exc}")
             return 2
+        applied, line = middleware.report(fastdds, middleware.shared_memory_segments())
+        (logger.info if applied else logger.warning)(line)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -57,6 +57,19 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qos-frames", type=int, default=150, help="frames per QoS pairing (default: 150)")
 
 
+def _ros_versions() -> dict[str, str]:
+    """rclpy's and Fast DDS's versions where pip installed them (the PyPI wheels), and ROS_DISTRO."""
+    from importlib import metadata
+
+    versions = {"ros_distro": os.environ.get("ROS_DISTRO", "")}
+    for key, dist in (("rclpy", "ros-rclpy"), ("fast_dds", "ros-fastdds"), ("fast_dds", "ros-fastrtps")):
+        try:
+            versions.setdefault(key, metadata.version(dist))
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
 def _ros_env() -> dict[str, str]:
     """This run's own DDS domain on loopback, so other ROS processes neither see nor disturb it."""
     env = dict(os.environ)
@@ -118,7 +131,8 @@ class _Collector:
     """Arrival times of every output topic, keyed by the header stamp of the frame.
 
     Two clocks per message: ``received`` is when this process's middleware received it (the
-    reception timestamp rmw reports, system time in ns), ``delivered`` when rclpy's executor
+    reception timestamp rmw reports, system time in ns; on Humble, whose rclpy does not pass
+    it, the callback's time), ``delivered`` when rclpy's executor
     handed it to the Python callback (system time in ns). Their difference is this bench's own
     Python executor cost (~0.35 ms per message here), which a C++ subscriber such as RViz does
     not pay; both are reported.
@@ -127,6 +141,7 @@ class _Collector:
     def __init__(self, node: Any) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
 
+        from mtl_perception.ros.compat import subscribe_with_reception_time
         from mtl_perception.ros.node import OUTPUTS
         from mtl_perception.ros.qos import DIAGNOSTICS, profile
 
@@ -134,15 +149,15 @@ class _Collector:
         self.diagnostics: dict[str, str] = {}
         self.topics = list(OUTPUTS)
         for topic, (kind, _) in OUTPUTS.items():
-            node.create_subscription(kind, topic, self._callback(topic), profile("reliable", 5))
+            subscribe_with_reception_time(node, kind, topic, self._callback(topic), profile("reliable", 5))
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, DIAGNOSTICS)
 
-    def _callback(self, topic: str) -> Callable[[Any, Any], None]:
-        def on_message(msg: Any, info: Any) -> None:
+    def _callback(self, topic: str) -> Callable[[Any, int], None]:
+        def on_message(msg: Any, received_ns: int) -> None:
             # A MarkerArray has no header of its own; its first marker (DELETEALL) carries the frame's.
             header = msg.markers[0].header if hasattr(msg, "markers") else msg.header
             stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
-            self.arrivals.setdefault(stamp, {})[topic] = (info["received_timestamp"], time.time_ns())
+            self.arrivals.setdefault(stamp, {})[topic] = (received_ns, time.time_ns())
 
         return on_message
 
@@ -316,14 +331,14 @@ def _qos_writer(reliability: str, depth: int, frames: int, rate: float, height: 
 
 def _qos_delivery(frames: int, env: dict[str, str], size: tuple[int, int] = (512, 1024), rate: float = 30.0) -> list[dict]:
     """Frames received per reliability / depth pairing, with Fast DDS as shipped and as the node sets it."""
-    from mtl_perception.ros.middleware import PROFILE_ENV
+    from mtl_perception.ros.middleware import PROFILE_ENVS
 
     rows = []
-    transports = {"fastdds default (512 KiB shm segment)": None, "node's profile (32 MiB shm segment)": env.get(PROFILE_ENV)}
-    for transport, profile_file in transports.items():
-        child_env = {k: v for k, v in env.items() if k != PROFILE_ENV}
-        if profile_file:
-            child_env[PROFILE_ENV] = profile_file
+    shipped = {k: v for k, v in env.items() if k not in PROFILE_ENVS.values()}
+    configured = dict(shipped)
+    configure_fastdds(configured)
+    transports = {"fastdds default (512 KiB shm segment)": shipped, "node's profile (32 MiB shm segment)": configured}
+    for transport, child_env in transports.items():
         for writer, writer_depth, reader, reader_depth in QOS_PAIRS:
             seconds = frames / rate + 8.0
             me = [sys.executable, "-m", __name__]
@@ -350,10 +365,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("--frames must be >= 1 and --warmup >= 0")
     # This process plays the camera: give its writer the segment a camera driver sending
     # megabyte images should have (see middleware.py); the node sets its own.
-    configure_fastdds()
+    middleware = configure_fastdds().note
     env = _ros_env()
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
-    results: dict[str, Any] = {"ros_domain_id": int(env["ROS_DOMAIN_ID"])}
+    results: dict[str, Any] = {"ros_domain_id": int(env["ROS_DOMAIN_ID"]), "middleware": middleware, **_ros_versions()}
     with tempfile.TemporaryDirectory(prefix="mtl_node_bench_") as tmp:
         env.setdefault("MTL_PERCEPTION_CACHE", str(Path(tmp) / "cache"))
         os.environ.setdefault("MTL_PERCEPTION_CACHE", env["MTL_PERCEPTION_CACHE"])

@@ -20,6 +20,7 @@ from rclpy.parameter import Parameter
 from mtl_perception.errors import ConfigError
 from mtl_perception.inference.factory import BACKENDS
 from mtl_perception.postprocess.grouping import METHODS as GROUPING_METHODS
+from mtl_perception.ros.compat import add_parameter_callbacks
 from mtl_perception.ros.qos import IMAGE_RELIABILITY, RELIABILITY
 
 Value = bool | int | float | str
@@ -158,9 +159,9 @@ def check(changes: Mapping[str, Value], current: Mapping[str, Value]) -> str | N
 def declare(node: Node, on_change: Callable[[dict[str, Value]], None]) -> dict[str, Value]:
     """Declare every parameter on ``node`` with validation; return the start-up values.
 
-    The validating callback is registered first so that values from the params file go
-    through the same checks as later ``ros2 param set`` calls; ``on_change`` receives the
-    accepted changes afterwards. A bad start-up value raises rclpy's
+    The callbacks are registered first so that values from the params file go through the
+    same checks as later ``ros2 param set`` calls; ``on_change`` receives the changes accepted
+    after start-up (on every distribution: ``compat.add_parameter_callbacks``). A bad start-up value raises rclpy's
     ``InvalidParameterValueException`` (or ``InvalidParameterTypeException``), a broken rule
     between two parameters ``ConfigError``.
     """
@@ -175,11 +176,13 @@ def declare(node: Node, on_change: Callable[[dict[str, Value]], None]) -> dict[s
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     def apply(params: list[Parameter]) -> None:
+        if not declared:  # start-up values are read below, once each is declared
+            return
         changes = {p.name: p.value for p in params if p.name in SPECS}
         values.update(changes)
         on_change(changes)
 
-    node.add_on_set_parameters_callback(validate)
+    add_parameter_callbacks(node, validate, apply)
     for name, spec in SPECS.items():
         node.declare_parameter(name, spec.default, descriptor(name, spec))
         values[name] = node.get_parameter(name).value
@@ -187,5 +190,4 @@ def declare(node: Node, on_change: Callable[[dict[str, Value]], None]) -> dict[s
     if reason is not None:
         raise ConfigError(f"parameter {reason}")
     declared = True
-    node.add_post_set_parameters_callback(apply)
     return dict(values)

@@ -1,0 +1,62 @@
+"""Everything the node needs that differs between the ROS 2 distributions' rclpy, in one place.
+
+Checked against rclpy's sources of Humble (3.3), Jazzy (7.1) and Kilted (9.1):
+
+- Set-parameters callbacks: Humble has only ``add_on_set_parameters_callback``; callbacks run
+  newest first, after rclpy's own checks of type, range and read-only, and the values are
+  stored once every callback accepted them. The pre/post variants came with Iron.
+- Subscription callbacks taking a ``MessageInfo`` (the middleware's reception time) came with
+  Iron; Humble's executor hands the callback the message alone.
+
+The same on all three, so used directly: ``rclpy.init(domain_id=...)``, ``try_shutdown``,
+``ExternalShutdownException``, ``create_timer(clock=...)``, ``get_publishers_info_by_topic``,
+``raw`` subscriptions, ``RcutilsLogger.warning`` (``warn`` is deprecated in Kilted). Not used
+because Humble lacks them: the ``BEST_AVAILABLE`` QoS policies (the node's own ``auto``
+reliability also follows writers that appear later), a ``Context`` as a ``with`` block and
+``create_timer(autostart=...)`` (Jazzy).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.subscription import Subscription
+
+Validate = Callable[[list[Parameter]], SetParametersResult]
+Apply = Callable[[list[Parameter]], None]
+
+
+def add_parameter_callbacks(node: Node, validate: Validate, apply: Apply) -> None:
+    """``validate`` decides every change; ``apply`` sees each change that was accepted.
+
+    Iron and later: an on-set and a post-set callback. Humble: one on-set callback that
+    applies what it accepted; rclpy stores the values right after it returns (only callbacks
+    registered earlier, such as the time source's ``use_sim_time`` check, run after it).
+    """
+    if hasattr(node, "add_post_set_parameters_callback"):
+        node.add_on_set_parameters_callback(validate)
+        node.add_post_set_parameters_callback(apply)
+        return
+
+    def validate_then_apply(params: list[Parameter]) -> SetParametersResult:
+        result = validate(params)
+        if result.successful:
+            apply(params)
+        return result
+
+    node.add_on_set_parameters_callback(validate_then_apply)
+
+
+def subscribe_with_reception_time(
+    node: Node, msg_type: type, topic: str, callback: Callable[[Any, int], None], qos: Any
+) -> Subscription:
+    """``callback(msg, received_ns)``: when the middleware received it (Iron and later), else
+    when the callback runs (Humble), both system time in ns."""
+    if hasattr(Subscription, "CallbackType"):
+        return node.create_subscription(
+            msg_type, topic, lambda msg, info: callback(msg, info["received_timestamp"]), qos
+        )
+    return node.create_subscription(msg_type, topic, lambda msg: callback(msg, time.time_ns()), qos)
