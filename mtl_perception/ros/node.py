@@ -85,6 +85,14 @@ CAMERA_INFOS: dict[str, tuple[str, ...]] = {
 #: a camera-sized cloud would be 64 times larger at 1024x2048 and no more accurate).
 _NETWORK_TOPICS = frozenset({"instance/markers", "points"})
 _DEPTH_OUTPUTS = frozenset({"depth", "depth_color", "disparity"})
+
+
+def pipeline_outputs(topics: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """What the pipeline computes for ``topics``: (outputs at ``output_resolution``, outputs
+    at the network's resolution for points and markers)."""
+    at_output = frozenset().union(*(OUTPUTS[t][1] for t in topics if t not in _NETWORK_TOPICS))
+    at_network = frozenset().union(*(OUTPUTS[t][1] for t in topics if t in _NETWORK_TOPICS))
+    return at_output, at_network
 #: Seconds between two log lines about the same kind of bad frame.
 LOG_THROTTLE_S = 5.0
 
@@ -329,8 +337,7 @@ class PerceptionNode(Node):
         topics = self._last_topics = self._producible(topics, camera)
         if not topics:
             return
-        needed = frozenset().union(*(OUTPUTS[t][1] for t in topics if t not in _NETWORK_TOPICS))
-        small = frozenset().union(*(OUTPUTS[t][1] for t in topics if t in _NETWORK_TOPICS))
+        needed, small = pipeline_outputs(topics)
         started = time.monotonic()
         try:
             result = self._pipeline(image, encoding=order, camera=camera, outputs=needed, network_outputs=small)
