@@ -39,6 +39,13 @@ def header_of(msg: Any) -> Header:
     return msg.markers[0].header if hasattr(msg, "markers") else msg.header
 
 
+def message_type(topic: str) -> type:
+    """The type of an output topic, also under a camera's namespace (``front/semantic/labels``)."""
+    if topic.endswith("camera_info"):
+        return CameraInfo
+    return next(kind for name, (kind, _) in OUTPUTS.items() if topic == name or topic.endswith("/" + name))
+
+
 class Harness:
     """Publishers for image / camera_info under ``prefix``, subscriptions on demand."""
 
@@ -80,7 +87,7 @@ class Harness:
             full = self._topic(topic)
             if full in self._subscriptions:
                 continue
-            kind, qos = (DiagnosticArray, DIAGNOSTICS) if topic == "/diagnostics" else (OUTPUTS[topic][0], QOS)
+            kind, qos = (DiagnosticArray, DIAGNOSTICS) if topic == "/diagnostics" else (message_type(topic), QOS)
             self._subscriptions[full] = self.node.create_subscription(kind, full, self._recorder(topic), qos)
 
     def unsubscribe(self, topics: Iterable[str]) -> None:

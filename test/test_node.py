@@ -23,13 +23,13 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 from visualization_msgs.msg import MarkerArray
 
-from inference_helpers import BASELINE, FX, WIDTH, tiny_checkpoint
+from inference_helpers import BASELINE, FX, HEIGHT, WIDTH, tiny_checkpoint
 from launch_ast import REPO, LaunchFile, node_command
 from mtl_perception.data.synth.generate import render_image
 from mtl_perception.inference.backend import Backend
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros.middleware import PROFILE, PROFILE_ENVS, configure_fastdds
-from mtl_perception.ros.node import OUTPUTS, PerceptionNode
+from mtl_perception.ros.node import CAMERA_INFOS, OUTPUTS, PerceptionNode
 from mtl_perception.ros.qos import adapt_reliability, profile
 from ros_domains import domain_id
 from ros_harness import Harness, connected_harness, stamp_ns
@@ -38,7 +38,7 @@ from ros_harness import node_process as ros_node_process
 DOMAIN_ID = domain_id("node")
 CAMERA = "/test_cam"
 IMAGE_TOPIC = f"{CAMERA}/image"
-H, W = 48, 96  # camera size != the network's 64x128: outputs must come at the camera's size
+H, W = 48, 96  # camera size != the network's 64x128 (HEIGHT x WIDTH), another aspect ratio
 START_TIMEOUT_S = 180.0
 
 
@@ -119,10 +119,8 @@ EXPECTED = {
 }
 
 
-def test_every_output_arrives_with_its_type_encoding_size_and_the_input_header(harness, subscribed, image):
-    assert set(EXPECTED) == set(OUTPUTS)
-    subscribed(list(EXPECTED))
-    stamp, msgs = harness.send_until(lambda: harness.send_image(image, topic=IMAGE_TOPIC), EXPECTED, timeout=60)
+def _check_images_and_infos(msgs: dict, stamp: int, height: int, width: int) -> None:
+    """Every image output at ``height`` x ``width``; each group's camera_info of that size."""
     for topic, (kind, encoding) in EXPECTED.items():
         msg = msgs[topic]
         assert type(msg) is kind, topic
@@ -130,10 +128,25 @@ def test_every_output_arrives_with_its_type_encoding_size_and_the_input_header(h
         assert stamp_ns(header) == stamp and header.frame_id == "test_camera_optical_frame", topic
         if encoding is not None:
             img = msg.image if kind is DisparityImage else msg
-            assert (img.encoding, img.height, img.width) == (encoding, H, W), topic
-            assert conv.image_to_numpy(img).shape[:2] == (H, W)
+            assert (img.encoding, img.height, img.width) == (encoding, height, width), topic
+            assert conv.image_to_numpy(img).shape[:2] == (height, width)
+    for topic in CAMERA_INFOS:
+        info = msgs[topic]
+        assert stamp_ns(info.header) == stamp and info.header.frame_id == "test_camera_optical_frame", topic
+        assert (info.width, info.height) == (width, height), topic
+        # the training camera (no camera_info sent yet), at the outputs' resolution
+        assert info.k[0] == pytest.approx(FX * width / WIDTH) and info.k[2] == pytest.approx((width - 1) / 2)
     disparity = msgs["depth/disparity"]
-    assert disparity.f == pytest.approx(FX * W / WIDTH) and disparity.t == pytest.approx(BASELINE)
+    assert disparity.f == pytest.approx(FX * width / WIDTH) and disparity.t == pytest.approx(BASELINE)
+
+
+def test_every_output_arrives_with_its_type_encoding_size_and_the_input_header(harness, subscribed, image):
+    """Default: outputs at the network's size (64x128) for a 48x96 camera, camera_info next to them."""
+    assert set(EXPECTED) == set(OUTPUTS)
+    subscribed(list(EXPECTED) + list(CAMERA_INFOS))
+    topics = list(EXPECTED) + list(CAMERA_INFOS)
+    stamp, msgs = harness.send_until(lambda: harness.send_image(image, topic=IMAGE_TOPIC), topics, timeout=60)
+    _check_images_and_infos(msgs, stamp, HEIGHT, WIDTH)
     cloud = msgs["points"]
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb", "label", "instance"] and cloud.width > 0
     semantic = conv.image_to_numpy(msgs["semantic/labels"])
@@ -141,6 +154,31 @@ def test_every_output_arrives_with_its_type_encoding_size_and_the_input_header(h
     instances = conv.image_to_numpy(msgs["instance/labels"])
     spheres = [m for m in msgs["instance/markers"].markers if m.ns == "instances"]
     assert len(spheres) <= len(np.unique(instances[instances > 0]))
+
+
+def test_outputs_at_the_camera_resolution_when_asked_with_points_still_from_the_network(
+    harness, subscribed, image, backend
+):
+    from mtl_perception.inference.pipeline import Pipeline
+
+    subscribed(list(EXPECTED) + list(CAMERA_INFOS))
+    topics = list(EXPECTED) + list(CAMERA_INFOS)
+    assert _set(harness, "output_resolution", "input") == (True, "")
+    try:
+        def at_camera_size():
+            stamp, msgs = harness.send_until(lambda: harness.send_image(image, topic=IMAGE_TOPIC), topics, timeout=30)
+            return (stamp, msgs) if msgs["depth/image"].width == W else None
+
+        stamp, msgs = harness.wait_for(at_camera_size, timeout=30)
+        _check_images_and_infos(msgs, stamp, H, W)
+        # points: the stride-2 grid of the network-sized depth, not of the camera-sized one
+        network = Pipeline(backend, output_resolution="network")(image, outputs={"depth"}).depth[::2, ::2]
+        cloud = np.frombuffer(msgs["points"].data, dtype=conv.POINT_DTYPE)
+        keep = np.isfinite(network) & (network <= 80.0)
+        assert len(cloud) == keep.sum() and len(cloud) > (H // 2) * (W // 2)
+        np.testing.assert_allclose(np.sort(cloud["z"]), np.sort(network[keep]), rtol=1e-5)
+    finally:
+        assert _set(harness, "output_resolution", "network") == (True, "")
 
 
 def test_outputs_nobody_subscribes_to_are_not_computed(harness, subscribed, image):
@@ -159,8 +197,13 @@ def test_outputs_nobody_subscribes_to_are_not_computed(harness, subscribed, imag
 def test_depth_points_and_disparity_agree_with_the_pipeline_run_in_process(harness, subscribed, image, backend):
     from mtl_perception.inference.pipeline import Pipeline
 
-    subscribed(["depth/image", "depth/disparity", "points"])
-    info = CameraInfo(width=2 * W, height=2 * H, k=[120.0, 0, 2 * W / 2, 0, 130.0, H, 0, 0, 1])
+    subscribed(["depth/image", "depth/disparity", "points", "depth/camera_info"])
+    # P[3] of a right camera of a 0.5 m rig: the network's disparity refers to the training
+    # rig (0.2 m), so depth must ignore it (use_camera_info_baseline: false).
+    info = CameraInfo(
+        width=2 * W, height=2 * H, k=[120.0, 0, 2 * W / 2, 0, 130.0, H, 0, 0, 1],
+        p=[120.0, 0, 2 * W / 2, -120.0 * 0.5, 0, 130.0, H, 0, 0, 0, 1, 0],
+    )
     since = time.monotonic()
 
     def info_in_use() -> bool:
@@ -172,10 +215,16 @@ def test_depth_points_and_disparity_agree_with_the_pipeline_run_in_process(harne
 
     assert harness.wait_for(info_in_use, timeout=30, period=1.0)
     _, msgs = harness.send_until(
-        lambda: harness.send_image(image, topic=IMAGE_TOPIC), ["depth/image", "depth/disparity", "points"], timeout=30
+        lambda: harness.send_image(image, topic=IMAGE_TOPIC),
+        ["depth/image", "depth/disparity", "points", "depth/camera_info"], timeout=30,
     )
-    camera = conv.camera_from_info(info, W, H)
-    expected = Pipeline(backend)(image, camera=camera, outputs={"depth", "disparity"})
+    camera = conv.camera_from_info(info, W, H).scaled(WIDTH, HEIGHT)
+    assert camera.baseline is None and BASELINE != 0.5
+    expected = Pipeline(backend, output_resolution="network")(image, camera=camera, outputs={"depth", "disparity"})
+    out_info = msgs["depth/camera_info"]
+    assert (out_info.width, out_info.height) == (WIDTH, HEIGHT)
+    assert list(out_info.k) == pytest.approx([camera.fx, 0, camera.cx, 0, camera.fy, camera.cy, 0, 0, 1])
+    assert out_info.p[3] == pytest.approx(-camera.fx * 0.5)  # the camera's own rig, mapped like K
     depth = conv.image_to_numpy(msgs["depth/image"])
     np.testing.assert_array_equal(np.isnan(depth), np.isnan(expected.depth))
     np.testing.assert_array_equal(np.isinf(depth), np.isinf(expected.depth))
@@ -416,7 +465,7 @@ def test_compressed_input_is_decoded(harness, backend, image):
         harness.subscribe(["semantic/labels"])
         jpeg = cv2.imencode(".jpg", image[..., ::-1])[1].tobytes()
         _, msgs = harness.send_until(lambda: harness.send_compressed(jpeg), ["semantic/labels"], timeout=30)
-        assert (msgs["semantic/labels"].height, msgs["semantic/labels"].width) == (H, W)
+        assert (msgs["semantic/labels"].height, msgs["semantic/labels"].width) == (HEIGHT, WIDTH)
     finally:
         harness.unsubscribe(["semantic/labels"])
         harness.prefix = ""

@@ -10,7 +10,7 @@ from ros_domains import domain_id
 def test_bench_node_reports_middleware_and_callback_latency(model_path, tmp_path, monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id("node_bench")))
     out = tmp_path / "node.json"
-    args = ["--model", str(model_path), "--sizes", "64x128", "--frames", "2", "--warmup", "1", "--json", str(out)]
+    args = ["--model", str(model_path), "--sizes", "64x128", "--output-resolutions", "network", "--frames", "2", "--warmup", "1", "--json", str(out)]
     assert main(["bench", "node", *args]) == 0
     (size,) = json.loads(out.read_text())["sizes"]
     assert size["size"] == "64x128"
@@ -19,3 +19,5 @@ def test_bench_node_reports_middleware_and_callback_latency(model_path, tmp_path
     assert 0 < received["min"] <= delivered["min"] and received["p50"] <= delivered["p50"]
     assert size["ratio_p50"] == received["p50"] / size["pipeline_ms"]["p50"]
     assert size["node_pipeline_p50_ms"] > 0  # the node's own diagnostics arrived
+    assert size["ratio_node_to_floor"] == received["p50"] / size["relay_floor_ms"]["p50"]
+    assert size["forward_ms"]["p50"] > 0 and size["relay_floor_ms"]["min"] > 0

@@ -13,7 +13,8 @@ from mtl_perception.data.labels import SKY_TRAIN_ID
 from mtl_perception.errors import UserError
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.inference.factory import create_backend
-from mtl_perception.inference.pipeline import OUTPUTS, Pipeline, _nearest_resize, pack, unpack
+from mtl_perception.inference.pipeline import OUTPUTS, Pipeline, pack, unpack
+from mtl_perception.postprocess.resize import nearest as _nearest_resize
 from mtl_perception.postprocess.depth import disparity_to_depth
 
 IN_H, IN_W = 96, 256  # camera image: larger than the network (64 x 128), another aspect ratio
@@ -58,11 +59,21 @@ def test_default_outputs_at_input_resolution(pipeline, image):
         assert 0 <= inst.centroid[0] < IN_W and 0 <= inst.centroid[1] < IN_H and 0 <= inst.score <= 1
 
 
+def _ties(size_in: int, size_out: int) -> np.ndarray:
+    """Output pixels whose centre maps exactly onto a source pixel border (nearest is a tie)."""
+    src = (np.arange(size_out) + 0.5) * size_in / size_out
+    return np.isclose(src, np.round(src))
+
+
 def test_ids_are_nearest_resized_network_argmax(pipeline, image):
     raw = _network_outputs(pipeline, image)
     ids = raw["semantic"][0].argmax(0).to(torch.uint8)
     expected = F.interpolate(ids[None, None], size=(IN_H, IN_W), mode="nearest-exact")[0, 0].numpy()
-    np.testing.assert_array_equal(pipeline(image, outputs={"semantic"}).semantic, expected)
+    got = pipeline(image, outputs={"semantic"}).semantic
+    # OpenCV's kernel may round a tie to the other neighbour; everywhere else it is torch's.
+    untied = ~(_ties(HEIGHT, IN_H)[:, None] | _ties(WIDTH, IN_W)[None, :])
+    assert untied.mean() > 0.6
+    np.testing.assert_array_equal(got[untied], expected[untied])
 
 
 def test_channels_first_and_channels_last_logits_give_the_same_ids_and_scores(pipeline, image, tmp_path_factory):
@@ -246,3 +257,36 @@ def test_camera_scaling_keeps_the_optical_centre():
 
 def test_every_output_name_is_documented():
     assert OUTPUTS == {"semantic", "instances", "disparity", "depth", "semantic_color", "instance_color", "depth_color"}
+
+
+def test_colour_images_at_the_camera_size_are_the_colours_of_the_resized_ids(pipeline, image):
+    from mtl_perception.postprocess.colormap import colorize_instances, colorize_semantic
+
+    r = pipeline(image, outputs={"semantic", "instances", "semantic_color", "instance_color"})
+    ids, labels = torch.from_numpy(r.semantic), torch.from_numpy(r.instances.astype(np.int16))
+    np.testing.assert_array_equal(r.instance_color, colorize_instances(labels).numpy())
+    blended = colorize_semantic(ids, torch.from_numpy(image), pipeline.color_alpha).numpy()
+    assert np.abs(r.semantic_color.astype(int) - blended).max() <= 1  # rounding of the blend
+    bgr = pipeline(np.ascontiguousarray(image[..., ::-1]), encoding="bgr", outputs={"semantic_color"})
+    np.testing.assert_array_equal(bgr.semantic_color, r.semantic_color)
+
+
+def test_network_outputs_come_at_the_network_size_next_to_camera_sized_ones(pipeline, image):
+    wanted = {"semantic", "instances", "depth"}
+    r = pipeline(image, outputs=wanted, network_outputs=wanted)
+    net = Pipeline(pipeline.backend, output_resolution="network")(image, outputs=wanted)
+    assert r.semantic.shape == (IN_H, IN_W) and r.network.semantic.shape == (HEIGHT, WIDTH)
+    np.testing.assert_array_equal(r.network.semantic, net.semantic)
+    np.testing.assert_array_equal(r.network.instances, net.instances)
+    np.testing.assert_allclose(r.network.depth, net.depth, rtol=1e-6, equal_nan=True)
+    assert r.network.camera == net.camera == r.camera.scaled(WIDTH, HEIGHT)
+    assert [i.train_id for i in r.network.instance_list] == [i.train_id for i in r.instance_list]
+    # At the network's own resolution there is nothing else to return.
+    assert net.network is None and Pipeline(pipeline.backend, output_resolution="network")(
+        image, outputs={"semantic"}, network_outputs={"depth"}
+    ).depth.shape == (HEIGHT, WIDTH)
+
+
+def test_every_result_carries_its_camera_at_the_output_resolution(pipeline, image):
+    r = pipeline(image, outputs={"semantic"})
+    assert (r.camera.width, r.camera.height) == (IN_W, IN_H) and r.camera.fx == pytest.approx(FX * IN_W / WIDTH)

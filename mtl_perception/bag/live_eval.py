@@ -55,7 +55,8 @@ class _Node:
 
     def __init__(self, model: Path, namespace: str, params: list[str]) -> None:
         cmd = [sys.executable, "-m", "mtl_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}"]
-        cmd += ["-p", f"model_path:={model}"]
+        # Scored against ground truth at the camera's resolution, as the offline evaluation is.
+        cmd += ["-p", f"model_path:={model}", "-p", "output_resolution:=input"]
         for param in params:
             if ":=" not in param:
                 raise UserError(f"--node-arg must look like NAME:=VALUE, got {param!r}")

@@ -3,28 +3,36 @@ the bag replay and the evaluator.
 
 Stages (all on the backend's device; the host sees the image once and the results once):
 1. preprocess: uint8 H x W x 3 (rgb or bgr; numpy or a torch tensor on any device) to the
-   network size, bilinear with ``antialias=False`` (what training used), then normalised
-   (skipped for raw-input models, which take uint8 NHWC and normalise in the graph);
+   network size, bilinear with ``antialias=False`` (what training used), channels swapped
+   at that size for bgr, then normalised (skipped for raw-input models, which take uint8
+   NHWC and normalise in the graph);
 2. forward: the backend;
-3. postprocess: argmax, instance grouping (``postprocess.grouping``), disparity clamped at 0,
-   then resized to the output resolution (nearest for ids, bilinear for disparity, whose
-   values are multiplied by ``output_width / network_width`` because disparity is measured in
-   pixels), metric depth and, only when asked, colour images;
+3. postprocess, at the network's resolution: argmax, instance grouping
+   (``postprocess.grouping``), disparity clamped at 0, metric depth and, only when asked,
+   colour images. With ``output_resolution: input`` the results are then resized to the
+   camera's size with the device's fast kernels (``postprocess.resize``: OpenCV on the CPU):
+   nearest for ids and the colour images of ids (the same pixels as colouring resized ids),
+   bilinear for disparity, whose values are multiplied by ``output_width / network_width``
+   because disparity is measured in pixels; depth is recomputed from that disparity. So the
+   per-frame cost grows with camera pixels only in the resizing and in depth itself.
+   ``network_outputs`` returns outputs at the network's resolution as well
+   (``result.network``), for what is better made small: point clouds and markers;
 4. copy: the requested arrays packed into one buffer and copied to the host once.
 
 Only what ``outputs`` asks for is computed: no grouping without ``instances`` or
 ``instance_color``, no depth without ``depth`` or ``depth_color``, no colour image unless asked.
 
 Metric depth: Z = fx * B / d, with d the disparity at the output resolution and fx the focal
-length *at that same resolution*. The network learned disparity for the camera it was trained
-on. With a ``CameraModel`` (e.g. from ``camera_info``), its fx, scaled from its calibration size
-to the output size, is used, and its baseline if it has one (a monocular camera has none: the
-training baseline is used, i.e. depth scales with focal length, the usual assumption for
-monocular depth on a new camera). Without one, the image is assumed to come from the training
-camera (same field of view): fx = training fx scaled to the output width, and the training
-baseline, both from the model metadata (which falls back to the Cityscapes camera when the
-training config recorded none). Sky pixels (semantic) are +inf, unknown or tiny disparity NaN
-(REP 118).
+length *at that same resolution*. B is the baseline of the stereo rig the network was trained
+on (model metadata, which falls back to the Cityscapes camera when the training config
+recorded none): the network's disparity refers to it, whatever camera runs it now. A
+``CameraModel`` (e.g. from ``camera_info``) gives fx (and cx, cy), scaled from its calibration
+size to the output size; its ``baseline``, when set, replaces the training one (the node sets
+it only when asked: ``inference.camera``). Without a camera, the image is assumed to come from
+the training camera (same field of view): fx = training fx scaled to the image width. Every
+result carries the camera at its resolution (``result.camera``, with the baseline used), from
+which the node publishes the outputs' ``camera_info``. Sky pixels (semantic) are +inf,
+unknown or tiny disparity NaN (REP 118).
 
 Instance scores: ``mean semantic confidence x vote focus`` (see ``grouping``). The semantic
 confidence (softmax maximum) is computed only at thing pixels, since it is only used there;
@@ -47,6 +55,7 @@ from mtl_perception.inference.backend import Backend
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.postprocess.colormap import colorize_depth, colorize_instances, colorize_semantic
 from mtl_perception.postprocess.depth import disparity_to_depth
+from mtl_perception.postprocess import resize
 from mtl_perception.postprocess.grouping import Instances, build_grouper
 
 OUTPUTS = frozenset({"semantic", "instances", "disparity", "depth", "semantic_color", "instance_color", "depth_color"})
@@ -87,7 +96,8 @@ class PipelineResult:
     semantic_color: np.ndarray | None = None  # (H, W, 3) uint8
     instance_color: np.ndarray | None = None
     depth_color: np.ndarray | None = None
-    camera: CameraModel | None = None  # intrinsics at the output resolution (when depth was computed)
+    camera: CameraModel | None = None  # intrinsics at the output resolution, with the baseline of depth
+    network: "PipelineResult | None" = None  # network_outputs at the network's resolution, when it differs
     timings: dict[str, float] = field(default_factory=dict)  # ms: preprocess, forward, postprocess, copy, total
 
 
@@ -120,20 +130,9 @@ class _StageClock:
         return out
 
 
-def _nearest_resize(ids: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(..., h, w) integer map to (..., height, width), pixel-centre nearest (any dtype)."""
-    if tuple(ids.shape[-2:]) == (height, width):
-        return ids
-    h, w = ids.shape[-2:]
-    lead = ids.shape[:-2]
-    flat = ids.reshape(-1, 1, h, w)
-    if flat.dtype not in (torch.uint8, torch.float32):
-        return (
-            F.interpolate(flat.float(), size=(height, width), mode="nearest-exact")
-            .to(ids.dtype)
-            .reshape(*lead, height, width)
-        )
-    return F.interpolate(flat, size=(height, width), mode="nearest-exact").reshape(*lead, height, width)
+def _base(key: str) -> str:
+    """The output a result key belongs to (``instance_table`` travels with ``instances``)."""
+    return "instances" if key == "instance_table" else key
 
 
 Layout = list[tuple[str, int, int, torch.dtype, tuple[int, ...]]]
@@ -234,74 +233,136 @@ class Pipeline:
         encoding: str = "rgb",
         camera: CameraModel | None = None,
         outputs: Iterable[str] = DEFAULT_OUTPUTS,
+        network_outputs: Iterable[str] = (),
     ) -> PipelineResult:
+        """``outputs`` at the output resolution; ``network_outputs`` also at the network's
+        (in ``result.network`` when the two resolutions differ: what points and markers are
+        made from, whatever size the images are published at)."""
         outputs = self._check_outputs(outputs)
-        rgb = self._image_tensor(image, encoding)
+        network_outputs = self._check_outputs(network_outputs)
+        rgb, bgr = self._image_tensor(image, encoding)
         in_h, in_w = rgb.shape[:2]
         net_h, net_w = self.network_size or (in_h, in_w)
         out_h, out_w = (in_h, in_w) if self.output_resolution == "input" else (net_h, net_w)
-        camera_out, baseline = (None, 0.0)
-        if {"depth", "depth_color"} & outputs:
-            camera_out, baseline = self._depth_camera(camera, out_w, out_h)
+        same = (out_h, out_w) == (net_h, net_w)
+        camera_out, baseline = self._output_camera(camera, (in_h, in_w), (out_h, out_w))
+        camera_net = camera_out.scaled(net_w, net_h)
         clock = _StageClock(self.device)
 
         with torch.inference_mode():
             with self._threads():
-                x = self._preprocess(rgb[None], net_h, net_w)
+                x, small = self._preprocess(rgb[None], net_h, net_w, bgr)
             clock.mark("preprocess")
             raw = self.backend.forward(x)
             clock.mark("forward")
             with self._threads():
-                result = self._postprocess(raw, outputs, rgb, (net_h, net_w), (out_h, out_w), camera_out, baseline)
+                at_net = outputs | network_outputs if same else network_outputs | self._network_sources(outputs)
+                net = self._postprocess(raw, at_net, small[0], camera_net, baseline, blended=same)
+                if same:
+                    result = {k: v for k, v in net.items() if _base(k) in outputs | network_outputs}
+                else:
+                    result = self._upscale(net, (net_h, net_w), outputs, rgb, bgr, camera_out, baseline)
+                    result.update({"network." + k: v for k, v in net.items() if _base(k) in network_outputs})
             clock.mark("postprocess")
             host = _to_host(result)
             clock.mark("copy")
 
-        return self._result(host, camera_out, clock.timings())
+        network = {k[8:]: host.pop(k) for k in list(host) if k.startswith("network.")}
+        timings = clock.timings()
+        out = self._result(host, camera_out, timings)
+        if network:
+            out.network = self._result(network, camera_net, timings)
+        return out
 
     def _postprocess(
         self,
         raw: Mapping[str, torch.Tensor],
         outputs: frozenset[str],
-        rgb: torch.Tensor,
-        net_size: tuple[int, int],
-        out_size: tuple[int, int],
-        camera: CameraModel | None,
+        small: torch.Tensor,
+        camera: CameraModel,
         baseline: float,
+        blended: bool,
     ) -> dict[str, torch.Tensor]:
-        """The requested outputs of the first image of ``raw``, on the device, at ``out_size``."""
-        (net_h, net_w), (out_h, out_w) = net_size, out_size
+        """The requested outputs of the first image of ``raw``, on the device, at the network's
+        resolution. ``small``: the camera image at that resolution (h, w, 3) uint8 RGB, under the
+        semantic colours when ``blended`` (else they are blended after resizing)."""
         result: dict[str, torch.Tensor] = {}
-        ids = confidence = instances = ids_out = None
+        ids = confidence = instances = None
         grouping = bool({"instances", "instance_color"} & outputs)
         if "semantic" in self.metadata.tasks and outputs - {"disparity"}:
             ids, confidence = self._semantic(raw, with_confidence=grouping)
-            ids_out = _nearest_resize(ids, out_h, out_w)
         if grouping:
             instances = self.grouper(raw["instance"][:1], ids[None], confidence)[0]
         if "semantic" in outputs:
-            result["semantic"] = ids_out
+            result["semantic"] = ids
         if "semantic_color" in outputs:
-            over = None if self.color_alpha >= 1.0 else self._image_at(rgb, out_h, out_w)
-            result["semantic_color"] = colorize_semantic(ids_out, over, self.color_alpha)
+            over = None if self.color_alpha >= 1.0 or not blended else small
+            result["semantic_color"] = colorize_semantic(ids, over, self.color_alpha)
         if instances is not None:
-            labels = _nearest_resize(instances.labels, out_h, out_w)
+            labels = instances.labels.to(torch.int16)  # < 32768 instances; read as uint16
             if "instances" in outputs:
-                result["instances"] = labels.to(torch.int16)  # < 32768 instances; read as uint16
-                result["instance_table"] = self._instance_table(instances, labels, net_h, net_w, out_h, out_w)
+                result["instances"] = labels
+                result["instance_table"] = self._instance_table(instances, instances.pixel_counts, 1.0, 1.0)
             if "instance_color" in outputs:
                 result["instance_color"] = colorize_instances(labels)
         if {"disparity", "depth", "depth_color"} & outputs:
-            disparity = self._disparity(raw["depth"][0, 0], out_h, out_w, net_w)
+            disparity = raw["depth"][0, 0].clamp(min=0.0)
             if "disparity" in outputs:
                 result["disparity"] = disparity
             if {"depth", "depth_color"} & outputs:
-                sky = None if ids_out is None else ids_out == SKY_TRAIN_ID
+                sky = None if ids is None else ids == SKY_TRAIN_ID
                 depth = disparity_to_depth(disparity, camera.fx, baseline, sky, self.min_disparity)
                 if "depth" in outputs:
                     result["depth"] = depth
                 if "depth_color" in outputs:
                     result["depth_color"] = colorize_depth(depth, *self.depth_range)
+        return result
+
+    def _upscale(
+        self,
+        net: dict[str, torch.Tensor],
+        net_size: tuple[int, int],
+        outputs: frozenset[str],
+        rgb: torch.Tensor,
+        bgr: bool,
+        camera: CameraModel,
+        baseline: float,
+    ) -> dict[str, torch.Tensor]:
+        """Network-resolution results at the camera's resolution (``camera`` is that size).
+
+        Ids and their colours: nearest (colour images of ids are made small and resized, which
+        gives exactly the colours of the resized ids); disparity: bilinear, in pixels of the
+        output; metric depth from that disparity (and the resized sky); the depth colour image:
+        bilinear from the network's (a picture, not a measurement).
+        """
+        out_h, out_w = camera.height, camera.width
+        net_h, net_w = net_size
+        result: dict[str, torch.Tensor] = {}
+        ids = resize.nearest(net["semantic"], out_h, out_w) if "semantic" in net else None
+        if "semantic" in outputs:
+            result["semantic"] = ids
+        if "semantic_color" in outputs:
+            color = resize.nearest(net["semantic_color"], out_h, out_w)
+            if self.color_alpha < 1.0:
+                color = resize.blend(color, resize.swap_channels(rgb) if bgr else rgb, self.color_alpha)
+            result["semantic_color"] = color
+        if "instances" in outputs:
+            labels = resize.nearest(net["instances"], out_h, out_w)
+            k = net["instance_table"].shape[0]
+            pixels = torch.bincount(labels.reshape(-1), minlength=k + 1)[1 : k + 1]  # ids >= 0: int16 is fine
+            result["instances"] = labels
+            result["instance_table"] = self._rescale_table(net["instance_table"], pixels, out_w / net_w, out_h / net_h)
+        if "instance_color" in outputs:
+            result["instance_color"] = resize.nearest(net["instance_color"], out_h, out_w)
+        if {"disparity", "depth"} & outputs:
+            disparity = resize.linear(net["disparity"], out_h, out_w) * (out_w / net_w)
+            if "disparity" in outputs:
+                result["disparity"] = disparity
+            if "depth" in outputs:
+                sky = None if ids is None else ids == SKY_TRAIN_ID
+                result["depth"] = disparity_to_depth(disparity, camera.fx, baseline, sky, self.min_disparity)
+        if "depth_color" in outputs:
+            result["depth_color"] = resize.linear(net["depth_color"], out_h, out_w)
         return result
 
     # ------------------------------------------------------------------ batches (evaluation)
@@ -328,12 +389,12 @@ class Pipeline:
             else:
                 if isinstance(images, (list, tuple)):
                     images = np.stack(images)
-                rgb = self._image_tensor(images, encoding, batched=True)
+                rgb, bgr = self._image_tensor(images, encoding, batched=True)
                 in_size = tuple(rgb.shape[1:3])
             if size is None:
                 size = in_size if self.metadata.dynamic or not self.network_size else self.network_size
             if not normalized:
-                x = self._preprocess(rgb, *size)
+                x = self._preprocess(rgb, *size, bgr)[0]
             else:
                 if in_size != tuple(size):
                     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
@@ -362,10 +423,10 @@ class Pipeline:
 
     def preprocess(self, image: np.ndarray | torch.Tensor, encoding: str = "rgb") -> torch.Tensor:
         """The backend input for one image (a batch of one), as ``__call__`` prepares it."""
-        rgb = self._image_tensor(image, encoding)
+        rgb, bgr = self._image_tensor(image, encoding)
         h, w = self.network_size or tuple(rgb.shape[:2])
         with torch.inference_mode():
-            return self._preprocess(rgb[None], h, w)
+            return self._preprocess(rgb[None], h, w, bgr)[0]
 
     # ------------------------------------------------------------------ stages
     def _check_outputs(self, outputs: Iterable[str]) -> frozenset[str]:
@@ -378,8 +439,12 @@ class Pipeline:
             raise UserError(f"this model (tasks {list(self.metadata.tasks)}) cannot produce {sorted(missing)}")
         return outputs
 
-    def _image_tensor(self, image: np.ndarray | torch.Tensor, encoding: str, batched: bool = False) -> torch.Tensor:
-        """uint8 (..., H, W, 3) RGB on the device; validates shape, type and encoding."""
+    def _image_tensor(
+        self, image: np.ndarray | torch.Tensor, encoding: str, batched: bool = False
+    ) -> tuple[torch.Tensor, bool]:
+        """uint8 (..., H, W, 3) on the device and whether it is BGR; validates shape, type and
+        encoding. The channels are swapped later, at the network's size (a full-size BGR
+        camera image is never copied just to reorder it)."""
         if encoding not in ENCODINGS:
             raise UserError(f"unsupported encoding {encoding!r}; convert to one of {ENCODINGS} first")
         t = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
@@ -389,24 +454,23 @@ class Pipeline:
                 f"expected a non-empty uint8 {'B x ' if batched else ''}H x W x 3 image, "
                 f"got {tuple(t.shape)} {t.dtype}"
             )
-        t = t.to(self.device, non_blocking=True)
-        return t.flip(-1) if encoding == "bgr" else t
+        return t.to(self.device, non_blocking=True), encoding == "bgr"
 
-    def _preprocess(self, rgb: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """(B, H, W, 3) uint8 RGB -> the backend's input at h x w."""
-        resize = tuple(rgb.shape[1:3]) != (h, w)
-        if self.metadata.raw_input and not resize:
-            return rgb.contiguous()
+    def _preprocess(self, rgb: torch.Tensor, h: int, w: int, bgr: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, H, W, 3) uint8 camera images -> (the backend's input at h x w, the images at
+        h x w as (B, h, w, 3) uint8 RGB for colour overlays)."""
         x = rgb.permute(0, 3, 1, 2)
-        if resize:
+        if tuple(rgb.shape[1:3]) != (h, w):
             # uint8 bilinear has a fast CPU kernel; on the GPU float is the supported path.
             x = x if self.device.type == "cpu" else x.float()
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=False)
+        if bgr:
+            x = x.flip(1)
+        small = x if x.dtype == torch.uint8 else x.round().clamp(0, 255).to(torch.uint8)
+        small = small.permute(0, 2, 3, 1)
         if self.metadata.raw_input:
-            if x.dtype != torch.uint8:
-                x = x.round().clamp(0, 255).to(torch.uint8)
-            return x.permute(0, 2, 3, 1).contiguous()
-        return (x.contiguous().float() - self._mean255) * self._inv_std255  # NCHW-contiguous, as backends want
+            return small.contiguous(), small
+        return (x.contiguous().float() - self._mean255) * self._inv_std255, small  # NCHW-contiguous
 
     def _semantic(
         self, raw: Mapping[str, torch.Tensor], with_confidence: bool
@@ -454,47 +518,50 @@ class Pipeline:
             confidence[thing] = scores.exp_().sum(class_dim).reciprocal_()
         return confidence.view(1, *ids.shape)
 
-    def _disparity(self, disparity: torch.Tensor, out_h: int, out_w: int, net_w: int) -> torch.Tensor:
-        disparity = disparity.clamp(min=0.0)
-        if tuple(disparity.shape) == (out_h, out_w):
-            return disparity
-        resized = F.interpolate(disparity[None, None], size=(out_h, out_w), mode="bilinear", align_corners=False)
-        return resized[0, 0] * (out_w / net_w)
+    def _network_sources(self, outputs: frozenset[str]) -> frozenset[str]:
+        """What to compute at the network's resolution to make ``outputs`` at another one: depth
+        is recomputed from the resized disparity and sky (semantic, when the model has it)."""
+        if "depth" not in outputs:
+            return outputs
+        return outputs | ({"disparity", "semantic"} & self.available)
 
-    def _depth_camera(self, camera: CameraModel | None, out_w: int, out_h: int) -> tuple[CameraModel, float]:
-        """Intrinsics at the output resolution and the baseline (module docstring)."""
+    def _output_camera(
+        self, camera: CameraModel | None, in_size: tuple[int, int], out_size: tuple[int, int]
+    ) -> tuple[CameraModel, float]:
+        """Intrinsics at the output resolution and the baseline of metric depth (module docstring).
+
+        Without a camera, the training camera's field of view is assumed for the camera image
+        (square pixels there); a network image of another aspect ratio then has non-square ones.
+        """
         meta = self.metadata
         baseline = (camera.baseline if camera is not None else None) or meta.camera_baseline
-        if camera is not None:
-            cam = camera.scaled(out_w, out_h)
-        else:
-            cam = CameraModel.centred(meta.camera_fx * out_w / meta.camera_width, out_w, out_h)
+        if camera is None:
+            (in_h, in_w) = in_size
+            camera = CameraModel.centred(meta.camera_fx * in_w / meta.camera_width, in_w, in_h)
+        cam = camera.scaled(out_size[1], out_size[0])
         return replace(cam, baseline=baseline), baseline
 
-    def _image_at(self, rgb: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        if tuple(rgb.shape[:2]) == (h, w):
-            return rgb
-        x = rgb.permute(2, 0, 1)[None].float()
-        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        return x[0].permute(1, 2, 0).round().to(torch.uint8)
+    @staticmethod
+    def _instance_table(instances: Instances, pixels: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
+        """(K, 5) float64: train id, pixels, centroid u, v (in pixels of an image ``sx``, ``sy``
+        times the network's size), score."""
+        centroids = instances.centroids.double()
+        table = torch.stack(
+            [instances.classes.double(), pixels.double(), centroids[:, 0], centroids[:, 1], instances.scores.double()],
+            dim=1,
+        )
+        return Pipeline._rescale_table(table, pixels, sx, sy)
 
     @staticmethod
-    def _instance_table(
-        instances: Instances, labels: torch.Tensor, net_h: int, net_w: int, out_h: int, out_w: int
-    ) -> torch.Tensor:
-        """(K, 5) float64: train id, pixels, centroid u, v (output pixels), score."""
-        sx, sy = out_w / net_w, out_h / net_h
-        centroids = instances.centroids.double()
-        u = (centroids[:, 0] + 0.5) * sx - 0.5
-        v = (centroids[:, 1] + 0.5) * sy - 0.5
-        k = len(instances)
-        if (out_h, out_w) == (net_h, net_w):
-            pixels = instances.pixel_counts
-        else:
-            pixels = torch.bincount(labels.reshape(-1).long(), minlength=k + 1)[1 : k + 1]
-        return torch.stack(
-            [instances.classes.double(), pixels.double(), u, v, instances.scores.double()], dim=1
-        )
+    def _rescale_table(table: torch.Tensor, pixels: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
+        """An instance table for an image ``sx``, ``sy`` times larger, with its ``pixels`` counts."""
+        if (sx, sy) == (1.0, 1.0):
+            return table
+        out = table.clone()
+        out[:, 1] = pixels.double()
+        out[:, 2] = (table[:, 2] + 0.5) * sx - 0.5
+        out[:, 3] = (table[:, 3] + 0.5) * sy - 0.5
+        return out
 
     @staticmethod
     def _result(host: dict[str, np.ndarray], camera: CameraModel | None, timings: dict[str, float]) -> PipelineResult:

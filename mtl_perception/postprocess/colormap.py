@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mtl_perception.data.labels import PALETTE
+from mtl_perception.postprocess.resize import blend
 
 
 def _turbo_lut() -> np.ndarray:
@@ -39,7 +40,7 @@ def colorize_semantic(train_ids: torch.Tensor, image: torch.Tensor | None = None
     color = _lut(PALETTE, train_ids.device)[train_ids.long()]
     if image is None or alpha >= 1.0:
         return color
-    return (alpha * color.float() + (1.0 - alpha) * image.float()).round().to(torch.uint8)
+    return blend(color, image, alpha)
 
 
 def colorize_instances(instance_ids: torch.Tensor) -> torch.Tensor:

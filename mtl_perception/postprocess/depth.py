@@ -24,9 +24,9 @@ def disparity_to_depth(
     image width, and so does fx, so Z is resolution-independent.
     """
     disparity = disparity.float()
-    depth = (fx * baseline) / disparity.clamp_min(min_disparity)
-    unknown = ~torch.isfinite(disparity) | (disparity < min_disparity)
-    depth = depth.masked_fill(unknown, float("nan"))
+    # One fused pass: NaN fails the comparison, +inf is excluded explicitly (both unknown).
+    known = (disparity >= min_disparity) & (disparity < float("inf"))
+    depth = torch.where(known, (fx * baseline) / disparity, float("nan"))
     if sky_mask is not None:
         depth = depth.masked_fill(sky_mask, float("inf"))
     return depth

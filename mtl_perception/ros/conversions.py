@@ -22,6 +22,7 @@ from stereo_msgs.msg import DisparityImage
 from visualization_msgs.msg import Marker, MarkerArray
 
 from mtl_perception.data.labels import PALETTE
+from mtl_perception.inference import camera as geometry
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.postprocess.caption import CAPTION_NAMESPACE, instance_caption
 
@@ -128,23 +129,21 @@ def numpy_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     return msg
 
 
-def camera_from_info(info: CameraInfo, width: int, height: int) -> CameraModel | None:
+def camera_from_info(info: CameraInfo, width: int, height: int, use_baseline: bool = False) -> CameraModel | None:
     """Intrinsics of ``info`` for a ``width`` x ``height`` image; None if it is not calibrated.
 
-    K refers to the full sensor; a region of interest moves the principal point and binning
-    (or any resize by the driver) is a scale from the calibrated size to the image's size.
-    A right camera of a stereo pair carries its baseline in P (Tx = -fx * B); a monocular one
-    has none, and the pipeline then uses the training camera's baseline.
+    See ``inference.camera.camera_from_info`` (ROI, binning, resize; the baseline only when
+    ``use_baseline``: metric depth uses the model's training baseline).
     """
-    fx, fy, cx, cy = info.k[0], info.k[4], info.k[2], info.k[5]
-    if not (fx > 0 and fy > 0 and info.width > 0 and info.height > 0):
-        return None
-    ref_width, ref_height = info.width, info.height
-    if info.roi.width > 0 and info.roi.height > 0:
-        cx, cy = cx - info.roi.x_offset, cy - info.roi.y_offset
-        ref_width, ref_height = info.roi.width, info.roi.height
-    baseline = -info.p[3] / info.p[0] if info.p[0] > 0 and info.p[3] < 0 else None
-    return CameraModel(fx, fy, cx, cy, ref_width, ref_height, baseline).scaled(width, height)
+    return geometry.camera_from_info(info, width, height, use_baseline)
+
+
+def to_camera_info(fields: geometry.InfoFields, header: Header) -> CameraInfo:
+    """The camera_info message of an output image (``inference.camera.info_at``), with ``header``."""
+    return CameraInfo(
+        header=header, width=fields.width, height=fields.height, distortion_model=fields.distortion_model,
+        d=list(fields.d), k=list(fields.k), r=list(fields.r), p=list(fields.p),
+    )
 
 
 # Cityscapes disparities are stored in steps of 1/256 px (DESIGN.md section 3); the network

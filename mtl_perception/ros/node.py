@@ -7,7 +7,10 @@ therefore stays one inference long however fast the camera is, and a slow frame 
 blocks the callbacks.
 
 Only the outputs somebody subscribes to are computed: the worker asks the pipeline for
-exactly the outputs behind the topics with subscribers. Bad frames (unknown encoding, wrong
+exactly the outputs behind the topics with subscribers. Image outputs come at
+``output_resolution`` (the network's by default: the per-frame cost then does not grow with
+the camera's pixels), each group with a ``camera_info`` of that resolution next to it
+(``CAMERA_INFOS``); points and markers are always made from network-resolution data. Bad frames (unknown encoding, wrong
 step or size, empty, undecodable, non-finite network output) are logged (throttled per
 kind), reported in /diagnostics and skipped; the node goes on with the next frame.
 """
@@ -39,7 +42,7 @@ from visualization_msgs.msg import MarkerArray
 from mtl_perception.errors import UserError
 from mtl_perception.memory import retain_freed_memory
 from mtl_perception.inference.backend import Backend
-from mtl_perception.inference.camera import CameraModel
+from mtl_perception.inference.camera import CameraModel, info_at
 from mtl_perception.inference.pipeline import Pipeline, PipelineResult
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros import parameters, qos
@@ -71,7 +74,25 @@ _IMAGE_TOPICS: dict[str, tuple[str, str]] = {
     "depth/image": ("depth", "32FC1"),
     "depth/color": ("depth_color", "rgb8"),
 }
+#: One camera_info per group of image topics, next to them (image_transport's convention:
+#: ``<group>/camera_info`` beside ``<group>/<image>``), at the resolution of those images.
+CAMERA_INFOS: dict[str, tuple[str, ...]] = {
+    "semantic/camera_info": ("semantic/labels", "semantic/color"),
+    "instance/camera_info": ("instance/labels", "instance/color"),
+    "depth/camera_info": ("depth/image", "depth/color"),
+}
+#: Topics made from network-resolution data whatever ``output_resolution`` is (3-D outputs:
+#: a camera-sized cloud would be 64 times larger at 1024x2048 and no more accurate).
+_NETWORK_TOPICS = frozenset({"instance/markers", "points"})
 _DEPTH_OUTPUTS = frozenset({"depth", "depth_color", "disparity"})
+
+
+def pipeline_outputs(topics: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """What the pipeline computes for ``topics``: (outputs at ``output_resolution``, outputs
+    at the network's resolution for points and markers)."""
+    at_output = frozenset().union(*(OUTPUTS[t][1] for t in topics if t not in _NETWORK_TOPICS))
+    at_network = frozenset().union(*(OUTPUTS[t][1] for t in topics if t in _NETWORK_TOPICS))
+    return at_output, at_network
 #: Seconds between two log lines about the same kind of bad frame.
 LOG_THROTTLE_S = 5.0
 
@@ -180,6 +201,7 @@ class PerceptionNode(Node):
 
         out_qos = qos.profile(self._values["output_qos_reliability"], self._values["output_qos_depth"])
         self._output_pubs = {topic: self.create_publisher(kind, topic, out_qos) for topic, (kind, _) in OUTPUTS.items()}
+        self._info_pubs = {topic: self.create_publisher(CameraInfo, topic, out_qos) for topic in CAMERA_INFOS}
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
 
         transport = self._values["input_transport"]
@@ -248,6 +270,7 @@ class PerceptionNode(Node):
             **self._info,
             "outputs": ",".join(self._last_topics) or "none (no subscribers)",
             "camera": "camera_info" if use_info else "training camera",
+            "output_resolution": self._values["output_resolution"],
             "image_qos": f"{self._image_reliability}, keep last {self._values['image_qos_depth']}",
         }
         self._diagnostics.publish(
@@ -284,7 +307,7 @@ class PerceptionNode(Node):
         info = self._camera_info if self._values["use_camera_info"] else None
         if info is None:
             return None
-        camera = conv.camera_from_info(info, width, height)
+        camera = conv.camera_from_info(info, width, height, use_baseline=self._values["use_camera_info_baseline"])
         if camera is None:
             self._warnings("camera_info", "camera_info is not calibrated (K or size is zero): using the training camera")
         return camera
@@ -314,19 +337,20 @@ class PerceptionNode(Node):
         topics = self._last_topics = self._producible(topics, camera)
         if not topics:
             return
-        needed = frozenset().union(*(OUTPUTS[t][1] for t in topics))
+        needed, small = pipeline_outputs(topics)
         started = time.monotonic()
         try:
-            result = self._pipeline(image, encoding=order, camera=camera, outputs=needed)
+            result = self._pipeline(image, encoding=order, camera=camera, outputs=needed, network_outputs=small)
         except UserError as exc:
             raise FrameError(str(exc)) from None
         pipeline_s = time.monotonic() - started
         self._guard.check()
         header = frame.msg.header
         # Encode everything before publishing anything: a frame goes out whole or not at all.
-        messages = [(topic, self._encode(topic, result, image, order, header)) for topic in topics]
-        for topic, msg in messages:
-            self._output_pubs[topic].publish(msg)
+        messages = [(self._output_pubs[t], self._encode(t, result, image, order, header)) for t in topics]
+        messages += self._camera_infos(result, header)
+        for pub, msg in messages:
+            pub.publish(msg)
         clock = self.get_clock()
         stamp_age = clock.now() - Time.from_msg(header.stamp, clock_type=clock.clock_type)
         self._stats.published(time.monotonic() - frame.received, stamp_age.nanoseconds * 1e-9, pipeline_s)
@@ -339,15 +363,25 @@ class PerceptionNode(Node):
         except conv.ImageFormatError as exc:
             raise FrameError(str(exc)) from None
 
+    def _camera_infos(self, result: PipelineResult, header: Header) -> list[tuple[Any, CameraInfo]]:
+        """The camera_info of each image group somebody listens to, at the images' resolution."""
+        wanted = [pub for pub in self._info_pubs.values() if pub.get_subscription_count() > 0]
+        if not wanted:
+            return []
+        source = self._camera_info if self._values["use_camera_info"] else None
+        msg = conv.to_camera_info(info_at(result.camera, source), header)
+        return [(pub, msg) for pub in wanted]
+
     def _encode(self, topic: str, result: PipelineResult, image: np.ndarray, order: str, header: Header) -> Any:
         """The message of one output topic."""
         if topic in _IMAGE_TOPICS:
             field, encoding = _IMAGE_TOPICS[topic]
             return conv.numpy_to_image(getattr(result, field), encoding, header)
+        if topic in _NETWORK_TOPICS:
+            result = result.network or result
         camera = result.camera
         if topic == "depth/disparity":
-            baseline = camera.baseline or self._pipeline.metadata.camera_baseline
-            return conv.to_disparity_image(result.disparity, camera.fx, baseline, header)
+            return conv.to_disparity_image(result.disparity, camera.fx, camera.baseline, header)
         if topic == "instance/markers":
             return conv.to_instance_markers(result.instance_list, result.instances, result.depth, camera, header)
         if topic == "points":

@@ -1,15 +1,26 @@
 """``mtl-perception bench node``: what ROS adds on top of the pipeline, measured end to end.
 
-For each camera size: the node runs in its own process (as ``ros2 run`` starts it); this
-process publishes a rendered street image, subscribes to every output topic and measures
-publish -> last output received by its middleware (``end_to_end_ms``, ``ratio_p50``; the
-reception timestamps rmw reports), and publish -> last output handed to its Python callbacks
-(``end_to_end_python_callback_ms``, which adds this bench's own rclpy executor cost per
-message). Between two such frames it runs the same pipeline
-in-process on the same image with every output the node computes, so both latencies see
-the same machine load; the ratio end-to-end / pipeline is the cost of the adapter (decode,
-markers, points, message filling, DDS both ways). Frames are sent one at a time (the next
-after all outputs of the last arrived), so no queueing hides in the numbers.
+For each camera size (larger than the network's, as on a vehicle) and each output resolution
+(``--output-resolutions``: the node's default ``network`` and ``input``), four latencies are
+measured in turn within every frame, so that a change of machine load hits them alike and
+their ratios come from one run:
+
+- ``forward_ms``: the bare ``backend.forward`` on a ready input tensor, in this process;
+- ``pipeline_ms`` (and ``pipeline_stages_ms``): the pipeline in this process on the camera
+  image, with every output the node computes when everything is subscribed;
+- ``end_to_end_ms``: the node in its own process (as ``ros2 run`` starts it); this process
+  publishes a rendered street image, subscribes to every output topic (camera_infos included)
+  and measures publish -> last output received by its middleware (the reception timestamps
+  rmw reports), and publish -> last output handed to its Python callbacks
+  (``end_to_end_python_callback_ms``, which adds this bench's own rclpy executor cost);
+- ``relay_floor_ms``: the floor, a bare rclpy relay process that on every image publishes
+  messages of the same types and sizes as the node's outputs (one frame of them, recorded)
+  with no computation: what ROS itself costs for these messages.
+
+``ratio_node_to_forward``, ``ratio_node_to_floor`` and ``ratio_floor_to_forward`` are taken
+from the medians; ``ratio_p50`` is node / pipeline (the adapter's cost: decode, markers,
+points, message filling, DDS both ways). Frames are sent one at a time (the next after all
+outputs of the last arrived), so no queueing hides in the numbers.
 
 Also measured: filling ``msg.data`` of the three colour images of a frame from numpy in the
 ways one could (list, bytes, memoryview, ``array.frombytes``) and publishing them; and, with
@@ -48,7 +59,14 @@ QOS_PAIRS = [("reliable", 5, "reliable", 5), ("reliable", 1, "reliable", 1), ("r
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="checkpoint or ONNX model (default: shipped, else random)")
     parser.add_argument("--backend", default="auto", help="node backend (default: auto)")
-    parser.add_argument("--sizes", default="256x512,512x1024", help="camera sizes HxW (default: 256x512,512x1024)")
+    parser.add_argument(
+        "--sizes", default="256x512,512x1024,1024x2048",
+        help="camera sizes HxW; the network runs at the model's own (default: 256x512,512x1024,1024x2048)",
+    )
+    parser.add_argument(
+        "--output-resolutions", default="network,input",
+        help="comma list of the node's output_resolution values to measure (default: network,input)",
+    )
     parser.add_argument("--frames", type=int, default=20, help="timed frames per size (default: 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed frames first (default: 3)")
     parser.add_argument(
@@ -127,42 +145,62 @@ def _publish_cost(node: Any, height: int, width: int, repeats: int = 5) -> dict[
 
 
 # ---------------------------------------------------------------------- end to end
+def output_types() -> dict[str, type]:
+    """Every topic the node publishes per frame (images, clouds, markers, camera_infos) and its type."""
+    from sensor_msgs.msg import CameraInfo
+
+    from mtl_perception.ros.node import CAMERA_INFOS, OUTPUTS
+
+    return {**{topic: kind for topic, (kind, _) in OUTPUTS.items()}, **{topic: CameraInfo for topic in CAMERA_INFOS}}
+
+
+def _header_of(msg: Any) -> Any:
+    # A MarkerArray has no header of its own; its first marker (DELETEALL) carries the frame's.
+    return msg.markers[0].header if hasattr(msg, "markers") else msg.header
+
+
 class _Collector:
-    """Arrival times of every output topic, keyed by the header stamp of the frame.
+    """Arrival times of every output topic under ``prefix``, keyed by the header stamp of the frame.
 
     Two clocks per message: ``received`` is when this process's middleware received it (the
     reception timestamp rmw reports, system time in ns; on Humble, whose rclpy does not pass
     it, the callback's time), ``delivered`` when rclpy's executor
     handed it to the Python callback (system time in ns). Their difference is this bench's own
     Python executor cost (~0.35 ms per message here), which a C++ subscriber such as RViz does
-    not pay; both are reported.
+    not pay; both are reported. The last message of each topic is kept (the relay's payload).
     """
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Any, prefix: str = "") -> None:
         from diagnostic_msgs.msg import DiagnosticArray
 
         from mtl_perception.ros.compat import subscribe_with_reception_time
-        from mtl_perception.ros.node import OUTPUTS
         from mtl_perception.ros.qos import DIAGNOSTICS, profile
 
         self.arrivals: dict[int, dict[str, tuple[int, int]]] = {}
+        self.last: dict[str, Any] = {}
         self.diagnostics: dict[str, str] = {}
-        self.topics = list(OUTPUTS)
-        for topic, (kind, _) in OUTPUTS.items():
-            subscribe_with_reception_time(node, kind, topic, self._callback(topic), profile("reliable", 5))
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, DIAGNOSTICS)
+        self.topics = list(output_types())
+        for topic, kind in output_types().items():
+            subscribe_with_reception_time(
+                node, kind, f"{prefix}/{topic}", self._callback(topic), profile("reliable", 5)
+            )
+        if not prefix:
+            node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, DIAGNOSTICS)
 
     def _callback(self, topic: str) -> Callable[[Any, int], None]:
         def on_message(msg: Any, received_ns: int) -> None:
-            # A MarkerArray has no header of its own; its first marker (DELETEALL) carries the frame's.
-            header = msg.markers[0].header if hasattr(msg, "markers") else msg.header
+            header = _header_of(msg)
             stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
             self.arrivals.setdefault(stamp, {})[topic] = (received_ns, time.time_ns())
+            self.last[topic] = msg
 
         return on_message
 
     def _on_diagnostics(self, msg: Any) -> None:
-        self.diagnostics = {kv.key: kv.value for kv in msg.status[0].values}
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if values.get("input", "").startswith("/bench/image"):
+                self.diagnostics = values
 
     def complete(self, stamp: int) -> bool:
         return len(self.arrivals.get(stamp, {})) == len(self.topics)
@@ -189,33 +227,121 @@ def _send(
     return None
 
 
+class _Child:
+    """A process of this bench (the node, the relay) with its log, stopped with SIGINT."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def check(self, what: str) -> None:
+        from mtl_perception.errors import UserError
+
+        if self.proc.poll() is not None:
+            raise UserError(f"{what} exited ({self.proc.poll()}); its log: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _until_flowing(executor: Any, pub: Any, image: np.ndarray, collector: _Collector, child: _Child,
+                   stamp: int, what: str) -> int:
+    """Resend frames until one frame's outputs all arrive (discovery, start-up); the next stamp."""
+    from mtl_perception.errors import UserError
+
+    first, deadline = stamp, time.monotonic() + START_TIMEOUT_S
+    while not any(collector.complete(s) for s in range(first, stamp + 1)):
+        child.check(what)
+        if time.monotonic() > deadline:
+            raise UserError(f"{what} did not produce outputs within {START_TIMEOUT_S:.0f} s; log: {child.log_path}")
+        _send(executor, pub, image, stamp, collector, timeout=2.0)
+        stamp += 1
+    return stamp + 1
+
+
+def _relay(payload: Path, image_topic: str, prefix: str) -> None:
+    """Child process: the floor. On every image, publish the stored messages of one node frame
+    (same types and sizes) under ``prefix`` with the image's header; no computation at all."""
+    import pickle
+
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from mtl_perception.ros.qos import profile
+
+    configure_fastdds()
+    rclpy.init()
+    node = Node("relay_floor")
+    types = output_types()
+    stored = pickle.loads(payload.read_bytes())
+    messages = [(topic, deserialize_message(raw, types[topic])) for topic, raw in stored.items()]
+    pubs = {topic: node.create_publisher(types[topic], f"{prefix}/{topic}", profile("reliable", 5)) for topic in stored}
+
+    def on_image(image: Image) -> None:
+        for topic, msg in messages:
+            if hasattr(msg, "markers"):
+                for marker in msg.markers:
+                    marker.header = image.header
+            else:
+                msg.header = image.header
+                if hasattr(msg, "image"):
+                    msg.image.header = image.header
+            pubs[topic].publish(msg)
+
+    node.create_subscription(Image, image_topic, on_image, profile("reliable", 5))
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+
+
 def _end_to_end(
-    args: argparse.Namespace, model: Path, size: tuple[int, int], env: dict[str, str], workdir: Path
+    args: argparse.Namespace, model: Path, size: tuple[int, int], resolution: str, env: dict[str, str],
+    workdir: Path,
 ) -> dict[str, Any]:
+    """One camera size and output resolution: bare forward, pipeline stages, node, relay floor.
+
+    The four are measured in turn within every frame, so a change of machine load hits all
+    of them alike and the ratios come from one run.
+    """
+    import pickle
+
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
+    from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
     from mtl_perception.data.synth.generate import render_image
     from mtl_perception.errors import UserError
     from mtl_perception.inference.factory import create_backend
     from mtl_perception.inference.pipeline import Pipeline
-    from mtl_perception.ros.node import OUTPUTS
+    from mtl_perception.ros.node import OUTPUTS, pipeline_outputs
     from mtl_perception.ros.qos import profile
 
     h, w = size
+    tag = f"{h}x{w}_{resolution}"
     image = render_image("val", 0, h, w, seed=0).rgb
     command = [
         sys.executable, "-m", "mtl_perception.ros.node", "--ros-args", "-r", "__node:=mtl_perception",
-        "-p", f"model_path:={model}", "-p", f"backend:={args.backend}", "-r", "image:=/bench/image",
+        "-p", f"model_path:={model}", "-p", f"backend:={args.backend}", "-p", f"output_resolution:={resolution}",
+        "-r", "image:=/bench/image",
     ]
     # The in-process pipeline first: it fills the model cache (an ONNX export) the node then reuses.
-    pipeline = Pipeline(create_backend(args.backend, model, "auto"))
-    log_path = workdir / f"node_{h}x{w}.log"
-    with open(log_path, "w") as log:
-        node_proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    outputs = frozenset().union(*(needs for _, needs in OUTPUTS.values()))
+    pipeline = Pipeline(create_backend(args.backend, model, "auto"), output_resolution=resolution)
+    outputs, network_outputs = pipeline_outputs(list(OUTPUTS))
+    node_proc = _Child(command, env, workdir / f"node_{tag}.log")
+    relay_proc = None
     context = rclpy.Context()
     rclpy.init(context=context)
     node = Node("node_bench", context=context)
@@ -224,41 +350,61 @@ def _end_to_end(
     try:
         collector = _Collector(node)
         pub = node.create_publisher(Image, "/bench/image", profile("reliable", 5))
-        # Until outputs flow (discovery, model start-up), frames are resent: the node drops
-        # those it is too busy for, so wait for any frame to complete, not a given one.
-        stamp, deadline = 1, time.monotonic() + START_TIMEOUT_S
-        while not any(collector.complete(s) for s in range(1, stamp + 1)):
-            if node_proc.poll() is not None or time.monotonic() > deadline:
-                raise UserError(
-                    f"the node did not produce outputs (exit code {node_proc.poll()}); its log: {log_path.read_text()[-2000:]}"
-                )
-            _send(executor, pub, image, stamp, collector, timeout=2.0)
-            stamp += 1
-        e2e, delivered, pipe = [], [], []
+        stamp = _until_flowing(executor, pub, image, collector, node_proc, 1, "the node")
+        payload = workdir / f"relay_{tag}.pickle"
+        payload.write_bytes(pickle.dumps({t: serialize_message(m) for t, m in collector.last.items()}))
+        relay_proc = _Child(
+            [sys.executable, "-m", __name__, "--relay", str(payload), "/bench/relay_image", "/relay"],
+            env, workdir / f"relay_{tag}.log",
+        )
+        relay = _Collector(node, prefix="/relay")
+        relay_pub = node.create_publisher(Image, "/bench/relay_image", profile("reliable", 5))
+        stamp = _until_flowing(executor, relay_pub, image, relay, relay_proc, stamp, "the relay")
+        x = pipeline.preprocess(image)
+        forward, e2e, delivered, floor, pipe, stages = [], [], [], [], [], []
         for i in range(args.warmup + args.frames):
             t0 = time.perf_counter()
-            pipeline(image, camera=None, outputs=outputs)
-            pipeline_s = time.perf_counter() - t0
-            stamp += 1
+            pipeline.backend.forward(x)
+            t1 = time.perf_counter()
+            result = pipeline(image, camera=None, outputs=outputs, network_outputs=network_outputs)
+            t2 = time.perf_counter()
             latency = _send(executor, pub, image, stamp, collector, FRAME_TIMEOUT_S)
-            if latency is None:
+            relayed = _send(executor, relay_pub, image, stamp + 1, relay, FRAME_TIMEOUT_S)
+            stamp += 2
+            if latency is None or relayed is None:
                 raise UserError(f"frame {i}: outputs did not all arrive within {FRAME_TIMEOUT_S:.0f} s")
             if i >= args.warmup:
+                forward.append((t1 - t0) * 1e3)
+                pipe.append((t2 - t1) * 1e3)
+                stages.append(result.timings)
                 e2e.append(latency[0] * 1e3)
                 delivered.append(latency[1] * 1e3)
-                pipe.append(pipeline_s * 1e3)
+                floor.append(relayed[0] * 1e3)
         end = time.monotonic() + 1.5  # one more diagnostics report covering the timed frames
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
-        ratios = [a / b for a, b in zip(e2e, pipe)]
+        med = {k: statistics.median(v) for k, v in
+               {"forward": forward, "pipeline": pipe, "e2e": e2e, "delivered": delivered, "floor": floor}.items()}
+        out_bytes = sum(len(serialize_message(m)) for m in collector.last.values())
         return {
             "size": f"{h}x{w}",
+            "camera": f"{h}x{w}",
+            "network": "x".join(map(str, pipeline.network_size)),
+            "output_resolution": resolution,
+            "output_bytes_per_frame": out_bytes,
+            "forward_ms": _ms(forward),
+            "pipeline_ms": _ms(pipe),
+            "pipeline_stages_ms": {k: statistics.median(s[k] for s in stages) for k in stages[0]},
             "end_to_end_ms": _ms(e2e),
             "end_to_end_python_callback_ms": _ms(delivered),
-            "pipeline_ms": _ms(pipe),
-            "ratio_p50": statistics.median(e2e) / statistics.median(pipe),
-            "ratio_python_callback_p50": statistics.median(delivered) / statistics.median(pipe),
-            "ratio_per_frame_p50": statistics.median(ratios),
+            "relay_floor_ms": _ms(floor),
+            "ratio_node_to_forward": med["e2e"] / med["forward"],
+            "ratio_node_to_floor": med["e2e"] / med["floor"],
+            "ratio_floor_to_forward": med["floor"] / med["forward"],
+            "ratio_pipeline_to_forward": med["pipeline"] / med["forward"],
+            "ratio_p50": med["e2e"] / med["pipeline"],
+            "ratio_python_callback_p50": med["delivered"] / med["pipeline"],
+            "ratio_per_frame_p50": statistics.median(a / b for a, b in zip(e2e, pipe)),
             "node_receive_to_publish_p50_ms": float(collector.diagnostics.get("latency_receive_to_publish_p50_ms", "nan")),
             "node_pipeline_p50_ms": float(collector.diagnostics.get("pipeline_p50_ms", "nan")),
             "publish_cost": _publish_cost(node, h, w),
@@ -267,11 +413,34 @@ def _end_to_end(
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        node_proc.send_signal(signal.SIGINT)
-        try:
-            node_proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
+        node_proc.stop()
+        if relay_proc is not None:
+            relay_proc.stop()
+
+
+def _resolutions(text: str) -> list[str]:
+    from mtl_perception.errors import UserError
+
+    values = [v.strip() for v in text.split(",")]
+    if not values or any(v not in ("network", "input") for v in values):
+        raise UserError(f"--output-resolutions: expected a comma list of network, input; got {text!r}")
+    return values
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| camera | outputs at | forward ms | pipeline ms | node ms | relay floor ms | node / forward "
+        "| node / floor | floor / forward |",
+        "|" + "---|" * 9,
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['camera']} | {r['output_resolution']} ({r['network'] if r['output_resolution'] == 'network' else r['camera']}) "
+            f"| {r['forward_ms']['p50']:.1f} | {r['pipeline_ms']['p50']:.1f} | {r['end_to_end_ms']['p50']:.1f} "
+            f"| {r['relay_floor_ms']['p50']:.1f} | {r['ratio_node_to_forward']:.2f} | {r['ratio_node_to_floor']:.2f} "
+            f"| {r['ratio_floor_to_forward']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- QoS delivery
@@ -374,14 +543,19 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         os.environ.setdefault("MTL_PERCEPTION_CACHE", env["MTL_PERCEPTION_CACHE"])
         model, results["model"] = bench_model(args.model, Path(tmp))
         results["sizes"] = []
-        for size in parse_sizes(args.sizes):
-            row = _end_to_end(args, model, size, env, Path(tmp))
-            print(
-                f"{row['size']}: end-to-end {row['end_to_end_ms']['p50']:.1f} ms, pipeline "
-                f"{row['pipeline_ms']['p50']:.1f} ms, ratio {row['ratio_p50']:.2f}",
-                flush=True,
-            )
-            results["sizes"].append(row)
+        for resolution in _resolutions(args.output_resolutions):
+            for size in parse_sizes(args.sizes):
+                row = _end_to_end(args, model, size, resolution, env, Path(tmp))
+                print(
+                    f"{row['size']} outputs at {resolution}: forward {row['forward_ms']['p50']:.1f} ms, pipeline "
+                    f"{row['pipeline_ms']['p50']:.1f}, node {row['end_to_end_ms']['p50']:.1f}, relay floor "
+                    f"{row['relay_floor_ms']['p50']:.1f}; node/forward {row['ratio_node_to_forward']:.2f}, "
+                    f"node/floor {row['ratio_node_to_floor']:.2f}",
+                    flush=True,
+                )
+                results["sizes"].append(row)
+        results["table"] = _table(results["sizes"])
+        print(results["table"])
     if args.qos:
         results["qos_512x1024_rgb8_30hz"] = _qos_delivery(args.qos_frames, env)
     return results
@@ -393,7 +567,9 @@ BENCHMARK = Benchmark(
     run=_run,
 )
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--qos-reader"]:
+if __name__ == "__main__" and sys.argv[1:2] == ["--relay"]:
+    _relay(Path(sys.argv[2]), sys.argv[3], sys.argv[4])
+elif __name__ == "__main__" and sys.argv[1:2] == ["--qos-reader"]:
     _qos_reader(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 elif __name__ == "__main__" and sys.argv[1:2] == ["--qos-writer"]:
     _qos_writer(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))

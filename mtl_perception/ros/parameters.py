@@ -75,7 +75,9 @@ SPECS: dict[str, Spec] = {
         choices=tuple(GROUPING_METHODS), read_only=True,
     ),
     "output_resolution": Spec(
-        "input", "Resolution of every output: input (the camera's) or network (the model's).",
+        "network",
+        "Resolution of every image output: network (the model's; cheap at any camera size) or input (the "
+        "camera's; resized from the network's). Each image group publishes a camera_info of that resolution.",
         choices=("input", "network"),
     ),
     "input_transport": Spec(
@@ -96,6 +98,11 @@ SPECS: dict[str, Spec] = {
     "output_qos_depth": Spec(5, "Keep-last depth of every output publisher.", range=(1, 100), read_only=True),
     "use_camera_info": Spec(
         True, "Use intrinsics from 'camera_info' for depth and points; otherwise the model's training camera."
+    ),
+    "use_camera_info_baseline": Spec(
+        False,
+        "Metric depth with the stereo baseline of camera_info's P[3] instead of the model's training baseline "
+        "(only right for a camera of the rig the model was trained on: the network's disparity refers to that rig).",
     ),
     "semantic_color_alpha": Spec(
         0.6, "Opacity of the class colours in semantic/color over the camera image (1 = colours only).",
