@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from mtl_perception.errors import UserError
 from mtl_perception.io_utils import atomic_write
+from mtl_perception.model.checkpoint import safe_torch_load
 
 #: Version of the trainer's checkpoint layout; bumped when keys change meaning.
 CHECKPOINT_FORMAT = 1
+#: What ``last.pt`` holds beyond the weights, and ``--resume`` needs.
+RESUME_KEYS = ("weighting", "optimizer", "scheduler", "scaler", "step", "rng")
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -30,15 +33,20 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by ``save_checkpoint`` without executing code from it."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    ckpt = safe_torch_load(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise UserError(f"{path} is not an mtl_perception training checkpoint (no 'model'/'config')")
     return ckpt
+
+
+def check_resumable(ckpt: Mapping[str, Any], path: Path) -> None:
+    """``UserError`` unless ``ckpt`` holds what an exact resume needs (a ``best.pt`` or a release does not)."""
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise UserError(
+            f"--resume: {path} is not resumable (it has no {', '.join(missing)}: a best.pt or a release, "
+            "not a last.pt); to start from its weights use --set train.init_from=FILE in a new --out"
+        )
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -42,12 +42,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mtl_perception.inference.metadata import check_camera
+    from mtl_perception.io_utils import check_output_path
+
     from mtl_perception_training.export import export
 
     for name in ("height", "width", "max_batch"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    # Refused before the (slow) export; 1.0 stands in for a value taken from the checkpoint.
+    check_camera(1.0 if args.fx is None else args.fx, 1.0 if args.baseline is None else args.baseline)
+    check_output_path(args.onnx, "--onnx")
+    if args.engine:
+        check_output_path(args.engine, "--engine")
     export(
         args.checkpoint,
         args.onnx,

@@ -15,7 +15,7 @@ import torch
 
 from mtl_perception.command import Command
 from mtl_perception.errors import UserError
-from mtl_perception.io_utils import atomic_write
+from mtl_perception.io_utils import atomic_write, check_output_path
 from mtl_perception.model.compact import compact_state_dict
 
 
@@ -49,6 +49,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.out.resolve() == args.checkpoint.resolve():
         raise UserError("--out must differ from --checkpoint (the training checkpoint is kept)")
+    check_output_path(args.out, "--out")
     info = make_release(args.checkpoint, args.out, args.weights)
     size_mb = args.out.stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.1f} MB, {args.weights} weights, step {info['step']})")

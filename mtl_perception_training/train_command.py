@@ -41,6 +41,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from mtl_perception.config import apply_overrides, load_config
     from mtl_perception.errors import ConfigError
+    from mtl_perception.io_utils import check_output_path
 
     from mtl_perception_training.checkpoint_io import load_checkpoint
     from mtl_perception_training.train_config import resolve_train_config
@@ -52,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.config is None:
             raise ConfigError("--resume without --config needs --out (the run folder holding last.pt)")
         args.out = Path("runs") / args.config.stem
+    check_output_path(args.out, "--out", kind="folder")
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError(f"--stop-after must be a positive step number, got {args.stop_after}")
     raw = load_config(args.config) if args.config else load_checkpoint(args.out / "last.pt")["config"]

@@ -41,13 +41,22 @@ from torch.utils.data import DataLoader, Dataset
 
 from mtl_perception.data.cityscapes import CityscapesDataset
 from mtl_perception.data.labels import IGNORE_INDEX
+from mtl_perception.data.loading import loader_batches
 from mtl_perception.errors import ConfigError, UserError
+from mtl_perception.io_utils import remove_stale_temporaries
 from mtl_perception.evaluation.evaluator import accumulate, batch_to_device
 from mtl_perception.model import build_model
 from mtl_perception.model.checkpoint import model_from_checkpoint, read_checkpoint
 
 from mtl_perception_training import distributed
-from mtl_perception_training.checkpoint_io import CHECKPOINT_FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from mtl_perception_training.checkpoint_io import (
+    CHECKPOINT_FORMAT,
+    capture_rng_state,
+    check_resumable,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from mtl_perception_training.distributed import DistContext
 from mtl_perception_training.logging import TrainLogger
 from mtl_perception_training.losses import task_losses
@@ -339,7 +348,11 @@ class Trainer:
     def _load_last(self) -> str | None:
         path = self.out_dir / "last.pt"
         ckpt = load_checkpoint(path)
+        check_resumable(ckpt, path)
         check_resume_config(self.cfg, ckpt["config"])
+        if self.ctx.is_main:  # a write killed mid-way left its temporary file; nothing writes now
+            for name in ("last.pt", "best.pt"):
+                remove_stale_temporaries(self.out_dir, name)
         self.model.load_state_dict(ckpt["model"])
         self.weighting.load_state_dict(ckpt["weighting"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -403,25 +416,26 @@ class Trainer:
             self.sampler.set_start(skip * self.per_rank)
             self.train_samples.epoch = epoch
             self.loader_generator.manual_seed(tcfg["seed"] + epoch)
-            for batch in self.loader:
-                values, stop_requested = self._train_step(batch, stop)
-                self.step += 1
-                now = time.perf_counter()
-                values["images_per_s"] = self.cfg["data"]["batch_size"] / max(now - last_time, 1e-9)
-                values["epoch"] = epoch
-                self.logger.log_step(self.step, values)
-                finished = self.step >= total
-                if finished or (tcfg["val_every"] and self.step % tcfg["val_every"] == 0):
-                    self._validate()
-                paused = stop_requested or self.step == self.stop_after
-                if finished or paused or self.step % tcfg["ckpt_every"] == 0:
-                    self._save_last()
-                if stop_requested:
-                    signum = stop.signum if stop.signum is not None else signal.SIGTERM
-                    raise TrainingStopped(signum, self.step, self.out_dir / "last.pt")
-                if finished or paused:
-                    return
-                last_time = time.perf_counter()
+            with loader_batches(self.loader) as batches:
+                for batch in batches:
+                    values, stop_requested = self._train_step(batch, stop)
+                    self.step += 1
+                    now = time.perf_counter()
+                    values["images_per_s"] = self.cfg["data"]["batch_size"] / max(now - last_time, 1e-9)
+                    values["epoch"] = epoch
+                    self.logger.log_step(self.step, values)
+                    finished = self.step >= total
+                    if finished or (tcfg["val_every"] and self.step % tcfg["val_every"] == 0):
+                        self._validate()
+                    paused = stop_requested or self.step == self.stop_after
+                    if finished or paused or self.step % tcfg["ckpt_every"] == 0:
+                        self._save_last()
+                    if stop_requested:
+                        signum = stop.signum if stop.signum is not None else signal.SIGTERM
+                        raise TrainingStopped(signum, self.step, self.out_dir / "last.pt")
+                    if finished or paused:
+                        return
+                    last_time = time.perf_counter()
 
     def _train_step(self, batch: Mapping[str, Any], stop: _StopSignals) -> tuple[dict[str, float], bool]:
         """One optimiser step; returns the logged values and whether any process was asked to stop."""

@@ -26,6 +26,18 @@ def _private_model_cache(tmp_path_factory):
         os.environ["MTL_PERCEPTION_CACHE"] = previous
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for a test: on the shared 2-core machine spinning OpenMP threads
+    make contended runs several times slower than a single thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """A tiny synthetic Cityscapes-layout dataset: train 8, val 4, 64x128, seed 0 (about a second)."""

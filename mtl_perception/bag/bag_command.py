@@ -15,6 +15,7 @@ from pathlib import Path
 from mtl_perception.bag.topics import DEFAULT_RATE_HZ, DEFAULT_START_TIME_S, OUTPUT_NAMESPACE, STORAGE_NAMES, Topics
 from mtl_perception.command import Command
 from mtl_perception.errors import UserError
+from mtl_perception.io_utils import check_output_path
 
 
 def _size(args: argparse.Namespace) -> tuple[int, int] | None:
@@ -50,6 +51,7 @@ def _add_make(p: argparse.ArgumentParser) -> None:
 def _run_make(args: argparse.Namespace) -> int:
     from mtl_perception.bag.make import make_bag
 
+    check_output_path(args.out, "--out", kind="folder", new=True)
     counts = make_bag(
         args.data, args.out, split=args.split, sequence=args.sequence, rate=args.rate, storage=args.storage,
         size=_size(args), topics=Topics(args.image_topic, args.gt_prefix, args.frame_id),
@@ -82,6 +84,10 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from mtl_perception.bag.report import markdown_summary, write_report
 
+    if args.out:
+        check_output_path(args.out, "--out", kind="folder", new=True)
+    if args.report:
+        check_output_path(args.report, "--report", kind="folder")
     if args.rate_factor <= 0:
         raise UserError(f"--rate-factor must be positive, got {args.rate_factor}")
     if args.limit is not None and args.limit < 1:

@@ -8,6 +8,7 @@ the model add is what ``live_eval`` measures.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from mtl_perception.bag.output_bag import OutputBag
 from mtl_perception.bag.reader import BagInput, Frame
 from mtl_perception.bag.report import latency_percentiles, reading_notes
 from mtl_perception.bag.scoring import BagScorer, instances_from_list
+from mtl_perception.errors import UserError
 
 #: Pipeline outputs computed offline: everything the output bag and the scoring use.
 _OUTPUTS = frozenset({"semantic", "instances", "disparity", "semantic_color", "instance_color"})
@@ -81,6 +83,10 @@ def evaluate_offline(
     with BagInput(bag) as source:
         source.require_image_topic(image_topic)  # before loading the model: fail fast on a wrong topic
         gt_topics = source.ground_truth_topics(gt_prefix) if gt_prefix else {}
+        frames = source.frames(image_topic, gt_prefix, camera_info_topic)
+        first = next(frames, None)
+        if first is None:  # a topic with no (decodable) message would otherwise be a silent empty report
+            raise UserError(f"{bag}: no usable image on {image_topic}")
         pipeline = pipeline or build_pipeline(Path(model), backend, device)
         writer = OutputBag(out_bag, namespace) if out_bag else None
         info_topic = camera_info_topic or layout.camera_info_topic(image_topic)
@@ -88,7 +94,7 @@ def evaluate_offline(
         first_log_time: int | None = None
         no_depth = 0
         try:
-            for frame in source.frames(image_topic, gt_prefix, camera_info_topic):
+            for frame in itertools.chain([first], frames):
                 if limit is not None and frame.index >= limit:
                     break
                 first_log_time = frame.log_time if first_log_time is None else first_log_time

@@ -81,10 +81,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from mtl_perception.data.cityscapes import CityscapesDataset
     from mtl_perception.evaluation.cityscapes_results import CityscapesResultsWriter
-    from mtl_perception.evaluation.evaluator import InstanceScoring, evaluate
+    from mtl_perception.evaluation.evaluator import InstanceScoring, evaluate, in_batches_of
     from mtl_perception.inference.factory import create_backend, default_model_path
     from mtl_perception.inference.pipeline import Pipeline
-    from mtl_perception.io_utils import atomic_write_text
+    from mtl_perception.io_utils import atomic_write_text, check_output_path
     from mtl_perception.postprocess.grouping import build_grouper
 
     model_path = args.model or default_model_path()
@@ -99,6 +99,10 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0, got {args.workers}")
+    if args.json:
+        check_output_path(args.json, "--json")
+    if args.cityscapes_results:
+        check_output_path(args.cityscapes_results, "--cityscapes-results", kind="folder")
     grouper = build_grouper(args.grouping)  # refuses an unknown method before the model loads
     backend = create_backend(args.backend, model_path, args.device)
     meta = backend.metadata
@@ -119,9 +123,10 @@ def _run(args: argparse.Namespace) -> int:
     writer = CityscapesResultsWriter(args.cityscapes_results, args.split) if args.cityscapes_results else None
     instances = InstanceScoring(grouper, (height, width), writer) if grouped else None
     start = time.perf_counter()
-    accumulator = evaluate(
-        lambda image: pipeline.run_batch(image, normalized=True), loader, backend.device, meta.tasks, instances
-    )
+    # A fixed-shape export takes batch 1 (so do the engines built for it): run it at that batch.
+    model_batch = None if meta.dynamic and backend.name != "tensorrt" else 1
+    forward = in_batches_of(lambda image: pipeline.run_batch(image, normalized=True), model_batch)
+    accumulator = evaluate(forward, loader, backend.device, meta.tasks, instances, refuse_nonfinite=True)
     seconds = time.perf_counter() - start
     if writer is not None:
         writer.close()

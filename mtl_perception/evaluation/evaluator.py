@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from mtl_perception.data.loading import loader_batches
+from mtl_perception.errors import UserError
 from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceEvaluator
 from mtl_perception.evaluation.metrics import MetricAccumulator
 
@@ -106,23 +108,59 @@ def evaluate(
     device: torch.device,
     tasks: Iterable[str],
     instances: InstanceScoring | None = None,
+    refuse_nonfinite: bool = False,
 ) -> MetricAccumulator:
     """Metric sums of ``forward`` (normalised images (B, 3, H, W) -> raw outputs) over ``batches``.
 
     ``instances``, when given, also groups and scores the instance vectors of every batch
-    (the network must have semantic and instance heads).
+    (the network must have semantic and instance heads). ``refuse_nonfinite``: a NaN/Inf
+    output is a ``UserError`` naming the image, instead of metrics that silently skip it
+    (a NaN disparity counts as no prediction and would read as ``n/a``, like a missing head).
     """
     metrics = MetricAccumulator(tasks)
-    for batch in batches:
-        batch = batch_to_device(batch, device)
-        outputs = {k: v if k == "semantic_ids" else v.float() for k, v in forward(batch["image"]).items()}
-        ids, confidence = semantic_prediction(outputs, with_confidence=instances is not None)
-        if ids is not None:
-            metrics.update_semantic(ids, batch["semantic"])
-        metrics.update({k: outputs[k] for k in ("instance", "depth") if k in outputs}, batch)
-        if instances is not None:
-            instances.update(outputs["instance"], ids, confidence, batch)
+    with loader_batches(batches) as loaded:
+        for batch in loaded:
+            batch = batch_to_device(batch, device)
+            outputs = {k: v if k == "semantic_ids" else v.float() for k, v in forward(batch["image"]).items()}
+            if refuse_nonfinite:
+                _refuse_nonfinite(outputs, batch)
+            ids, confidence = semantic_prediction(outputs, with_confidence=instances is not None)
+            if ids is not None:
+                metrics.update_semantic(ids, batch["semantic"])
+            metrics.update({k: outputs[k] for k in ("instance", "depth") if k in outputs}, batch)
+            if instances is not None:
+                instances.update(outputs["instance"], ids, confidence, batch)
     return metrics
+
+
+def _refuse_nonfinite(outputs: Outputs, batch: Mapping[str, Any]) -> None:
+    bad = [k for k, v in outputs.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        stems = batch.get("stem")
+        where = f" (batch starting at {stems[0]})" if stems else ""
+        raise UserError(
+            f"the model's {', '.join(bad)} output is not finite (NaN/Inf){where}: the model is broken "
+            "(diverged training, or a precision it cannot run in); metrics would be meaningless"
+        )
+
+
+def in_batches_of(forward: Callable[[torch.Tensor], Outputs], size: int | None) -> Callable[[torch.Tensor], Outputs]:
+    """``forward`` run on at most ``size`` images at a time, outputs concatenated (``None``: as is).
+
+    A graph exported at a fixed shape takes exactly its batch (the exporter's fixed shape is
+    batch 1), while the data loader's batch is the user's choice: this keeps them apart.
+    """
+    if size is None:
+        return forward
+
+    def chunked(images: torch.Tensor) -> Outputs:
+        if images.shape[0] <= size:
+            return forward(images)
+        # Cloned: a backend's outputs may be buffers the next forward overwrites.
+        parts = [{k: v.clone() for k, v in forward(chunk).items()} for chunk in images.split(size)]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    return chunked
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ by ``onnx`` or ``onnxruntime`` (``InferenceSession.get_modelmeta().custom_metada
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
@@ -84,7 +85,7 @@ class ModelMetadata:
                 f"{source} carries no mtl_perception metadata (task list, input size, normalisation): "
                 "export it with `mtl-perception export`"
             )
-        if json.loads(version) != FORMAT_VERSION:
+        if _json_value(version, PREFIX + "format_version", source) != FORMAT_VERSION:
             raise UserError(
                 f"{source} has metadata format {version}, this mtl_perception reads format "
                 f"{FORMAT_VERSION}: re-export it"
@@ -94,8 +95,12 @@ class ModelMetadata:
             key = PREFIX + f.name
             if key not in props:
                 raise UserError(f"{source}: metadata lacks {key!r}; re-export it with `mtl-perception export`")
-            value = json.loads(props[key])
+            value = _json_value(props[key], key, source)
             values[f.name] = tuple(value) if isinstance(value, list) else value
+        try:
+            check_camera(values["camera_fx"], values["camera_baseline"])
+        except UserError as exc:
+            raise UserError(f"{source}: metadata {exc}; re-export it with a valid --fx/--baseline") from None
         return cls(**values)
 
     @classmethod
@@ -136,6 +141,7 @@ class ModelMetadata:
             fx, fx_width, source = CITYSCAPES_FX, CITYSCAPES_WIDTH, "cityscapes"
         if camera_baseline is None:
             camera_baseline = float(camera.get("baseline", CITYSCAPES_BASELINE))
+        check_camera(fx, camera_baseline)
         if precision not in PRECISIONS:
             raise UserError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         num_classes = int(model["num_classes"])
@@ -161,6 +167,21 @@ class ModelMetadata:
             camera_baseline=float(camera_baseline),
             camera_source=source,
         )
+
+
+def _json_value(text: str, key: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{source}: metadata {key!r} is not valid JSON ({text[:40]!r}); re-export the model") from None
+
+
+def check_camera(fx: Any, baseline: Any) -> None:
+    """``UserError`` unless the training camera's focal length (px) and baseline (m) are finite
+    and positive: with any other value every metric depth (Z = fx * B / d) is wrong or infinite."""
+    for name, value, unit in (("training camera fx (--fx)", fx, "px"), ("training camera baseline (--baseline)", baseline, "m")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise UserError(f"{name} must be a finite positive number ({unit}), got {value!r}")
 
 
 def read_onnx_metadata(path: str) -> ModelMetadata:

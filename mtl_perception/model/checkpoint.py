@@ -9,6 +9,7 @@ the file; ``backbone_weights`` is ignored here because the ImageNet file is neit
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,16 +36,52 @@ def _strip_wrapper_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
     return state
 
 
+def safe_torch_load(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure as one line naming ``path``.
+
+    weights_only never runs code from the file: a pickle that asks for anything but tensors
+    and plain containers is refused. torch's own message for that is many lines ending in
+    advice to load with ``weights_only=False``, i.e. to run the payload; it is replaced by
+    "refused: unsafe content". Empty, truncated and foreign files are "not a checkpoint or
+    corrupt".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"checkpoint {path} is empty (a write that was killed, or not a checkpoint)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            detail = _unsafe_detail(str(exc))
+            raise UserError(
+                f"checkpoint {path} refused: unsafe content ({detail}); it was not loaded and nothing in it ran"
+            ) from None
+        raise UserError(f"checkpoint {path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
+    except Exception as exc:  # truncated zip, not a torch file, wrong magic: torch raises many types
+        raise UserError(f"checkpoint {path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _unsafe_detail(message: str) -> str:
+    """What weights_only refused (e.g. "GLOBAL posix.system"), from torch's multi-line message."""
+    for line in message.splitlines():
+        line = line.strip()
+        if line.startswith("WeightsUnpickler error:"):
+            return line.removeprefix("WeightsUnpickler error:").strip().rstrip(".")[:160]
+    return "objects a checkpoint never holds"
+
+
 def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     """The checkpoint dict of ``path`` (``weights_only``), checked to hold a model and its config;
     ``UserError`` for a missing, unreadable or foreign file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, not a torch file, forbidden pickle: all "unreadable"
-        raise UserError(f"cannot read checkpoint {path}: {exc}") from None
+    ckpt = safe_torch_load(path)
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("model"), Mapping):
         raise UserError(f"{path} is not an mtl_perception checkpoint (no 'model' state dict)")
     config = ckpt.get("config")
