@@ -79,6 +79,10 @@ _VALID_PIXELS: dict[str, Callable[[Mapping[str, torch.Tensor]], torch.Tensor]] =
 }
 
 
+# Parameters that belong to the decoders (per-task, and a shared skip fusion), not the encoder.
+_DECODER_PREFIXES = ("decoders.", "fusion.")
+
+
 class TrainingStopped(Exception):
     """SIGINT/SIGTERM stopped the run after writing ``last.pt``."""
 
@@ -373,21 +377,26 @@ class Trainer:
         """Start from another run's network (``train.init_from``): fine-tune a shipped model on
         your data, or train one on for longer with a fresh schedule. Optimiser, LR schedule and
         step start anew; learned task weights carry over when the file has them for the same
-        strategy. A head this run trains but the file lacks starts from scratch; every other
+        strategy. A head this run trains but the file lacks starts from scratch, and so does
+        every decoder layer when the file's ``model.decoder`` kind differs; every other
         parameter must match in name and shape (same architecture), else ``UserError``.
         """
         ckpt = read_checkpoint(path)
         theirs, mine = model_from_checkpoint(ckpt, path).state_dict(), self.model.state_dict()
+        if ckpt["config"]["model"].get("decoder", "paper") != self.cfg["model"]["decoder"]:
+            # Another decoder kind (e.g. skip decoders from a paper model): only the encoder
+            # (backbone + ASPP) carries over, every decoder layer starts fresh.
+            theirs = {k: v for k, v in theirs.items() if not k.startswith(_DECODER_PREFIXES)}
         common = mine.keys() & theirs.keys()
         mismatched = sorted(k for k in common if theirs[k].shape != mine[k].shape)
-        missing = sorted(k for k in mine.keys() - theirs.keys() if not k.startswith("decoders."))
+        missing = sorted(k for k in mine.keys() - theirs.keys() if not k.startswith(_DECODER_PREFIXES))
         if mismatched or missing:
             raise UserError(
                 f"train.init_from: {path} is a different architecture from model: "
                 f"{'shapes differ for' if mismatched else 'it lacks'} {', '.join((mismatched or missing)[:3])}"
             )
         self.model.load_state_dict({**mine, **{k: theirs[k] for k in common}})
-        fresh = sorted({k.split(".")[1] for k in mine.keys() - theirs.keys()})
+        fresh = sorted({k.split(".")[1] if k.startswith("decoders.") else k.split(".")[0] for k in mine.keys() - theirs.keys()})
         weighting = ckpt.get("weighting")
         same_strategy = ckpt["config"].get("weighting", {}).get("method") == self.cfg["weighting"]["method"]
         carried = False

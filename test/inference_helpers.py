@@ -23,7 +23,7 @@ _TARGET_STD = {"semantic": 3.0, "instance": 5.0, "depth": 2.0}
 _TARGET_MEAN = {"semantic": 0.0, "instance": 0.0, "depth": 4.0}
 
 
-def tiny_config(tasks: Sequence[str] = TASKS) -> dict:
+def tiny_config(tasks: Sequence[str] = TASKS, decoder: str = "paper") -> dict:
     return {
         "data": {"height": HEIGHT, "width": WIDTH, "camera": {"fx": FX, "baseline": BASELINE}},
         "model": {
@@ -32,6 +32,7 @@ def tiny_config(tasks: Sequence[str] = TASKS) -> dict:
             "tasks": list(tasks),
             "aspp_channels": 16,
             "decoder_channels": 16,
+            "decoder": decoder,
         },
     }
 
@@ -45,10 +46,10 @@ def camera_like_batch(batch: int, height: int, width: int, seed: int = 0) -> tor
 
 
 @torch.no_grad()
-def tiny_checkpoint(path: Path, tasks: Sequence[str] = TASKS, seed: int = 0) -> Path:
+def tiny_checkpoint(path: Path, tasks: Sequence[str] = TASKS, seed: int = 0, decoder: str = "paper") -> Path:
     """Write a checkpoint of a small network with realistically sized outputs; return ``path``."""
     torch.manual_seed(seed)
-    config = tiny_config(tasks)
+    config = tiny_config(tasks, decoder)
     model = build_model(config["model"]).eval()
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -58,7 +59,7 @@ def tiny_checkpoint(path: Path, tasks: Sequence[str] = TASKS, seed: int = 0) -> 
             m.bias.uniform_(-0.1, 0.1)
     out = model(camera_like_batch(2, HEIGHT, WIDTH))
     for task, decoder in model.decoders.items():
-        head = decoder[-1]
+        head = decoder.head
         channel_mean = out[task].mean((0, 2, 3))
         scale = _TARGET_STD[task] / (out[task] - channel_mean.view(1, -1, 1, 1)).std().clamp_min(1e-6)
         head.weight.mul_(scale)

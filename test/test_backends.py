@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from inference_helpers import HEIGHT, WIDTH, camera_like_batch, shared_checkpoint, shared_onnx
+from inference_helpers import HEIGHT, WIDTH, camera_like_batch, shared_checkpoint, shared_onnx, tiny_checkpoint
 from mtl_perception.data.cityscapes import CityscapesDataset
 from mtl_perception.errors import UserError
 from mtl_perception.evaluation.metrics import MetricAccumulator
@@ -47,6 +47,18 @@ def test_torch_and_onnxruntime_metrics_agree(checkpoint, tmp_path_factory, val_l
         assert math.isfinite(torch_metrics[key]), key
         assert abs(torch_metrics[key] - ort_metrics[key]) <= 1e-3, key
     assert torch_metrics["disparity_err_px"] > 0.1  # a real comparison, not two zeros
+
+
+def test_torch_and_onnxruntime_agree_on_a_skip_decoder_model(tmp_path, val_loader):
+    """The stride-4 detail decoder through both CPU backends (the TensorRT backend builds from
+    the same ONNX graph): the same metrics."""
+    checkpoint = tiny_checkpoint(tmp_path / "skip.pt", decoder="skip")
+    torch_metrics = _metrics(Pipeline(create_backend("torch", checkpoint, "cpu")), val_loader)
+    ort_metrics = _metrics(Pipeline(create_backend("onnxruntime", checkpoint, "cpu", cache_dir=tmp_path / "cache")), val_loader)
+    for key in HEADLINE:
+        assert math.isfinite(torch_metrics[key]), key
+        assert abs(torch_metrics[key] - ort_metrics[key]) <= 1e-3, key
+    assert torch_metrics["disparity_err_px"] > 0.1
 
 
 def test_onnxruntime_exports_a_checkpoint_once_into_the_cache(checkpoint, tmp_path_factory):

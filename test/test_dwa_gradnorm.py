@@ -132,6 +132,10 @@ def test_last_shared_weight_is_the_aspp_projection_of_the_network():
     assert last_shared_weight(model) is model.aspp.project[0].weight
     net = ToyNet(TASKS)
     assert last_shared_weight(net) is net.trunk[0].weight
+    # With a shared skip fusion the tasks split after it: its last convolution is the shared layer.
+    fused = build_model({"backbone": "resnet18", "output_stride": 16, "aspp_channels": 8, "decoder_channels": 8,
+                         "decoder": "skip_shared"})
+    assert last_shared_weight(fused) is fused.fusion.fuse["4"][0].weight
 
 
 def test_gradnorm_value_and_gradients_match_the_formula():

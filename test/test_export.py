@@ -18,6 +18,7 @@ from inference_helpers import (
     camera_like_batch,
     shared_checkpoint,
     shared_onnx,
+    tiny_checkpoint,
     tiny_config,
 )
 from mtl_perception.config import config_hash
@@ -72,6 +73,26 @@ def test_onnxruntime_matches_torch_at_two_sizes(checkpoint, dynamic_onnx, size):
         assert np.abs(got[task] - ref.numpy()).max() <= TOL, task
     same = torch.from_numpy(got["semantic"]).argmax(1) == expected["semantic"].argmax(1)
     assert bool(same[_not_a_tie(expected["semantic"])].all())
+
+
+@pytest.mark.parametrize("decoder", ["skip", "skip_shared"])
+def test_skip_decoders_export_and_match_torch(tmp_path, decoder):
+    """The detail decoders (low-level skips, two bilinear upsamplings inside the graph) export
+    and run in onnxruntime as in torch, at the export size and another (dynamic) size."""
+    from mtl_perception.inference.onnx_export import cached_onnx
+
+    checkpoint = tiny_checkpoint(tmp_path / f"{decoder}.pt", decoder=decoder)
+    onnx_path = cached_onnx(checkpoint, tmp_path / "cache", dynamic=True)
+    model, _ = load_model(checkpoint)
+    session = _session(onnx_path)
+    for size in ((HEIGHT, WIDTH), (48, 96)):
+        x = camera_like_batch(1, *size, seed=size[0])
+        with torch.no_grad():
+            expected = model(x)
+        got = dict(zip(["semantic", "instance", "depth"], session.run(None, {"image": x.numpy()})))
+        for task, ref in expected.items():
+            assert ref.std() > 1.0, "outputs too small for the tolerance to mean anything"
+            assert np.abs(got[task] - ref.numpy()).max() <= TOL, (task, size)
 
 
 def test_metadata_travels_in_the_onnx_file(dynamic_onnx):

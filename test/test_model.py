@@ -144,6 +144,42 @@ def test_feature_stride(name, stride):
     assert backbone.output_stride == stride
 
 
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("stride", [8, 16])
+def test_backbone_features_give_low_level_skips(name, stride):
+    """features() returns layer4 (as forward) and layer1/layer2 at strides 4 and 8, with the
+    channels skip_channels announces; the parameter names stay torchvision's."""
+    backbone = build_resnet(name, stride).eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        deep, low = backbone.features(x)
+        assert torch.equal(deep, backbone(x))
+    assert set(low) == {4, 8}
+    for s, feature in low.items():
+        assert feature.shape == (1, backbone.skip_channels[s], 64 // s, 96 // s)
+    expected = {k for k in torchvision_resnet_shapes(name) if not k.startswith("fc.")}
+    assert set(backbone.state_dict()) == expected
+
+
+@pytest.mark.parametrize("decoder", ["skip", "skip_shared"])
+def test_skip_decoders_see_stride_4_detail(decoder):
+    """A skip decoder's output changes within a 4x4 block of the input (it sees stride-4
+    features); the paper decoder's output at OS 16 is a smooth upsampling of a 1/16 grid."""
+    torch.manual_seed(0)
+    model = build_model({**TINY, "decoder": decoder}).eval()
+    assert (model.fusion is not None) == (decoder == "skip_shared")
+    x = torch.randn(1, 3, 64, 128)
+    with torch.no_grad():
+        out = model(x)
+        assert {t: v.shape[1:] for t, v in out.items()} == {"semantic": (19, 64, 128), "instance": (2, 64, 128), "depth": (1, 64, 128)}
+        poked = x.clone()
+        poked[..., 30:34, 60:64] += 5.0
+        changed = (model(poked)["semantic"] - out["semantic"]).abs().amax(1)[0]
+    # Within 4 px of the change the effect is far larger than 16 px away: detail survives.
+    assert changed[28:36, 58:66].mean() > 3 * changed[:, :40].mean()
+    assert model.decoders["depth"].head.bias.allclose(torch.zeros(1))
+
+
 def test_dilation_follows_torchvision():
     """torchvision: a dilated layer's first block keeps the previous dilation, its stride becomes 1."""
     r = build_resnet("resnet50", 8)
@@ -200,6 +236,7 @@ def test_disparity_bias_sets_initial_prediction():
         ({"aspp_channel": 8}, "unknown key\\(s\\) \\['aspp_channel'\\]"),
         ({"backbone_weights": 3}, "model.backbone_weights must be a file path"),
         ({"disparity_bias": float("nan")}, "model.disparity_bias"),
+        ({"decoder": "unet"}, "model.decoder must be one of \\['paper', 'skip', 'skip_shared'\\], got 'unet'"),
         ([1, 2], "model section must be a mapping"),
     ],
 )
@@ -308,11 +345,12 @@ def _toy_batch(seed: int = 0) -> dict[str, torch.Tensor]:
             "disparity": disparity, "disparity_mask": disparity_mask}
 
 
-def test_tiny_overfit_lowers_every_loss():
+@pytest.mark.parametrize("decoder", ["paper", "skip"])
+def test_tiny_overfit_lowers_every_loss(decoder):
     from mtl_perception_training.losses import task_losses
 
     torch.manual_seed(0)
-    model = build_model({**TINY, "aspp_channels": 32, "decoder_channels": 32}).train()
+    model = build_model({**TINY, "aspp_channels": 32, "decoder_channels": 32, "decoder": decoder}).train()
     batch = _toy_batch()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     history = []

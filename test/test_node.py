@@ -458,6 +458,28 @@ def test_nan_from_the_model_is_reported_and_the_next_good_frame_is_processed(har
         _remove(harness, node)
 
 
+def test_a_skip_decoder_model_runs_in_the_node(harness, image, tmp_path):
+    """A model with the stride-4 detail decoder goes through the backend factory (ONNX export,
+    onnxruntime) and the node like the paper's; its labels are the pipeline's."""
+    from mtl_perception.inference.factory import create_backend
+    from mtl_perception.inference.pipeline import Pipeline
+
+    skip_backend = create_backend("auto", tiny_checkpoint(tmp_path / "skip.pt", decoder="skip"), "auto")
+    node = _in_process_node(harness, "skip_check", skip_backend)
+    try:
+        harness.prefix = "/skip_check"
+        harness.subscribe(["semantic/labels", "instance/labels"])
+        _, msgs = harness.send_until(
+            lambda: harness.send_image(image, topic="/skip_check/image"), ["semantic/labels", "instance/labels"], timeout=60
+        )
+        expected = Pipeline(skip_backend)(image, outputs={"semantic", "instances"})
+        np.testing.assert_array_equal(conv.image_to_numpy(msgs["semantic/labels"]), expected.semantic)
+    finally:
+        harness.unsubscribe(["semantic/labels", "instance/labels"])
+        harness.prefix = ""
+        _remove(harness, node)
+
+
 def test_compressed_input_is_decoded(harness, backend, image):
     node = _in_process_node(harness, "compressed_check", backend, input_transport="compressed")
     try:

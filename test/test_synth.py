@@ -15,9 +15,9 @@ from mtl_perception.cli import main
 from mtl_perception.data import pngio
 from mtl_perception.data.labels import CLASS_NAMES, LABEL_ID_TO_TRAIN_ID, SKY_LABEL_ID, label_id
 from mtl_perception.data.synth import generate_dataset, generate_sequence, render_image, render_sequence
-from mtl_perception.data.synth.camera import Camera
+from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE, Camera
 from mtl_perception.data.synth.furniture import pole
-from mtl_perception.data.synth.generate import sequence_scene
+from mtl_perception.data.synth.generate import SceneOptions, sequence_scene
 from mtl_perception.data.synth.primitives import Scene, floor
 from mtl_perception.data.synth.render import render
 from mtl_perception.data.synth.scene import random_lighting
@@ -121,6 +121,42 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(synth_root, tm
             assert paths[1].read_bytes() != other[1].read_bytes()
 
 
+def test_one_rig_baseline_for_every_scene_of_a_dataset(synth_root, tmp_path):
+    """A real rig has one baseline: every camera JSON of a dataset carries the same one (the
+    Cityscapes value by default, --baseline's otherwise), in both splits."""
+    def baselines(root):
+        return {json.loads(p[4].read_text())["extrinsic"]["baseline"] for split in ("train", "val") for _, p in sample_files(root, split)}
+
+    assert baselines(synth_root) == {CITYSCAPES_BASELINE}
+    assert main(["synth", "--out", str(tmp_path / "rig"), "--train", "3", "--val", "1", "--height", "32", "--width", "64",
+                 "--baseline", "0.3", "--quiet", "--workers", "1"]) == 0
+    assert baselines(tmp_path / "rig") == {0.3}
+
+
+def test_the_baseline_changes_disparity_and_nothing_else():
+    """Images, labels and instances do not depend on the rig's baseline (the scene draws are
+    those of the per-scene baseline it replaced); disparity scales with it."""
+    for index in range(3):
+        a = render_image("train", index, 64, 128, 5)
+        b = render_image("train", index, 64, 128, 5, SceneOptions(baseline=0.4))
+        for name in ("rgb", "label_ids", "instance_ids", "depth"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        both = a.disparity_valid & b.disparity_valid
+        np.testing.assert_allclose(b.disparity[both], a.disparity[both] * 0.4 / CITYSCAPES_BASELINE, rtol=1e-5)
+
+
+def test_rare_rounds_add_thin_and_rare_objects():
+    """--rare adds signs, traffic lights, persons and bicycles; 0 is the default mix exactly."""
+    thin = [label_id(n) for n in ("traffic sign", "traffic light", "person", "bicycle", "rider")]
+    counts = {0: 0, 2: 0}
+    for index in range(4):
+        default = render_image("train", index, 64, 128, 2)
+        np.testing.assert_array_equal(render_image("train", index, 64, 128, 2, SceneOptions(rare=0)).rgb, default.rgb)
+        for rare in counts:
+            counts[rare] += int(np.isin(render_image("train", index, 64, 128, 2, SceneOptions(rare=rare)).label_ids, thin).sum())
+    assert counts[2] > 1.5 * counts[0], counts
+
+
 def test_sequence_frames_drive_forward(tmp_path):
     frames = 5
     assert generate_sequence(tmp_path, frames=frames, train=1, val=0, height=64, width=128, seed=3) == frames
@@ -178,6 +214,8 @@ def test_all_train_classes_appear_across_a_dataset():
         (["--sequence", "--frames", "0"], "--frames"),
         (["--workers", "0"], "--workers"),
         (["--seed", "-5"], "--seed"),
+        (["--rare", "-1"], "--rare"),
+        (["--baseline", "0"], "--baseline"),
     ],
 )
 def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys, args, message):

@@ -184,6 +184,50 @@ def test_init_from_starts_with_the_given_weights_and_a_fresh_schedule(synth_root
         fit(wide, tmp_path / "wide")
 
 
+@pytest.mark.parametrize("decoder", ["skip", "skip_shared"])
+def test_init_from_a_paper_model_into_a_skip_decoder(synth_root, tmp_path, decoder):
+    """A skip-decoder run from a paper-decoder file: backbone and ASPP come from the file, every
+    decoder layer (skip fusions and heads) starts from its fresh initialisation."""
+    cfg = tiny_config(synth_root, "optim.steps=1", "train.val_every=0", "optim.lr=1.0e-12")
+    fit(cfg, tmp_path / "paper")
+    paper = torch.load(tmp_path / "paper" / "last.pt", weights_only=True)["model"]
+    skip = apply_overrides(cfg, [f"train.init_from={tmp_path / 'paper' / 'last.pt'}", f"model.decoder={decoder}"])
+    fit(skip, tmp_path / "skip")
+    fresh = apply_overrides(cfg, [f"model.decoder={decoder}"])  # same seed, no init_from
+    fit(fresh, tmp_path / "fresh")
+    got = torch.load(tmp_path / "skip" / "last.pt", weights_only=True)["model"]
+    scratch = torch.load(tmp_path / "fresh" / "last.pt", weights_only=True)["model"]
+    encoder = [k for k in got if k.startswith(("backbone.", "aspp.")) and got[k].is_floating_point() and "running" not in k]
+    assert encoder and all(k in paper for k in encoder)
+    for key in encoder:
+        torch.testing.assert_close(got[key], paper[key], rtol=0, atol=1e-6, msg=key)
+    decoders = [k for k in got if k.startswith(("decoders.", "fusion.")) and got[k].is_floating_point() and "running" not in k]
+    assert any(".fusion." in k or k.startswith("fusion.") for k in decoders)
+    for key in decoders:
+        torch.testing.assert_close(got[key], scratch[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_init_from_the_shipped_model_into_a_skip_decoder(synth_root, tmp_path):
+    """The shipped default model's encoder starts a skip-decoder model of its architecture."""
+    from conftest import SHIPPED_MODEL
+
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip("no shipped model in this checkout")
+    shipped, shipped_cfg = load_model(SHIPPED_MODEL)
+    model_keys = {k: v for k, v in shipped_cfg["model"].items() if k != "backbone_weights"}
+    cfg = tiny_config(synth_root, "optim.steps=1", "train.val_every=0", "optim.lr=1.0e-12")
+    cfg["model"] = {**model_keys, "decoder": "skip", "decoder_channels": 32}
+    cfg["weighting"]["lr"] = 1e-12
+    cfg["train"]["init_from"] = str(SHIPPED_MODEL)
+    fit(cfg, tmp_path / "detail")
+    got = torch.load(tmp_path / "detail" / "last.pt", weights_only=True)["model"]
+    expected = shipped.state_dict()
+    encoder = [k for k in expected if k.startswith(("backbone.", "aspp.")) and expected[k].is_floating_point() and "running" not in k]
+    for key in encoder:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6, msg=key)
+    assert "decoders.semantic.fusion.fuse.4.0.weight" in got
+
+
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     import random
 

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from mtl_perception.command import Command
+from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,14 +22,26 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same files")
     parser.add_argument("--sequence", action="store_true", help="write driving sequences (camera moves forward each frame)")
     parser.add_argument("--frames", type=int, default=30, help="frames per sequence (with --sequence)")
+    parser.add_argument(
+        "--baseline", type=float, default=CITYSCAPES_BASELINE,
+        help=f"the rig's stereo baseline in metres, the same for every scene (default: Cityscapes' {CITYSCAPES_BASELINE})",
+    )
+    parser.add_argument(
+        "--rare", type=int, default=0,
+        help="extra rounds of thin and rare objects per scene (signs, traffic lights, persons, cyclists, bicycles)",
+    )
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _run(args: argparse.Namespace) -> int:
     from mtl_perception.data.synth import generate_dataset, generate_sequence
+    from mtl_perception.data.synth.generate import SceneOptions
 
-    common = dict(height=args.height, width=args.width, seed=args.seed, workers=args.workers, progress=not args.quiet)
+    common = dict(
+        height=args.height, width=args.width, seed=args.seed, workers=args.workers, progress=not args.quiet,
+        options=SceneOptions(baseline=args.baseline, rare=args.rare),
+    )
     if args.sequence:
         n = generate_sequence(args.out, frames=args.frames, train=args.train, val=args.val, **common)
         what = f"{args.train + args.val} sequence(s), {n} frames"

@@ -10,6 +10,7 @@ instead of deep inside a training run. Keys (all optional, defaults = the paper'
     num_classes: 19
     aspp_channels: 256
     decoder_channels: 256
+    decoder: paper             # paper | skip | skip_shared (stride-8 and stride-4 skips, see decoders.py)
     backbone_weights: null     # path to a torchvision ResNet state dict (ImageNet weights)
     disparity_bias: 0.0        # initial disparity prediction in pixels at the network's width
 """
@@ -25,12 +26,15 @@ import torch
 from mtl_perception.data.labels import NUM_CLASSES
 from mtl_perception.errors import ConfigError, UserError
 from mtl_perception.model.aspp import ATROUS_RATES, ASPP
-from mtl_perception.model.decoders import TaskDecoder
+from mtl_perception.model.decoders import SkipDecoder, SkipFusion, TaskDecoder
 from mtl_perception.model.network import MultiTaskNet
 from mtl_perception.model.resnet import RESNET_SPECS, ResNet, build_resnet
 from mtl_perception.model.tasks import TASKS, output_channels
 
-__all__ = ["MODEL_DEFAULTS", "MultiTaskNet", "build_model", "load_backbone_weights", "resolve_model_config"]
+__all__ = ["DECODERS", "MODEL_DEFAULTS", "MultiTaskNet", "build_model", "load_backbone_weights", "resolve_model_config"]
+
+#: Decoder kinds (``model.decoder``): the paper's, per-task skip decoders, one shared skip fusion.
+DECODERS = ("paper", "skip", "skip_shared")
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "backbone": "resnet101",
@@ -39,6 +43,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "num_classes": NUM_CLASSES,
     "aspp_channels": 256,
     "decoder_channels": 256,
+    "decoder": "paper",
     "backbone_weights": None,
     "disparity_bias": 0.0,
 }
@@ -76,6 +81,8 @@ def resolve_model_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"model.tasks lists a task twice: {list(tasks)}")
     out["tasks"] = [t for t in TASKS if t in tasks]
 
+    if out["decoder"] not in DECODERS:
+        raise ConfigError(f"model.decoder must be one of {list(DECODERS)}, got {out['decoder']!r}")
     for key in ("num_classes", "aspp_channels", "decoder_channels"):
         _positive_int(out, key)
     weights = out["backbone_weights"]
@@ -129,13 +136,15 @@ def build_model(cfg_model: Mapping[str, Any] | None) -> MultiTaskNet:
     if cfg["backbone_weights"] is not None:
         load_backbone_weights(backbone, cfg["backbone_weights"], cfg["backbone"])
     aspp = ASPP(backbone.out_channels, ATROUS_RATES[cfg["output_stride"]], cfg["aspp_channels"])
-    decoders = {
-        task: TaskDecoder(
-            cfg["aspp_channels"],
-            cfg["decoder_channels"],
-            output_channels(task, cfg["num_classes"]),
-            bias_init=cfg["disparity_bias"] if task == "depth" else 0.0,
-        )
-        for task in cfg["tasks"]
-    }
-    return MultiTaskNet(backbone, aspp, decoders)
+    channels, kind = cfg["decoder_channels"], cfg["decoder"]
+    fusion = SkipFusion(cfg["aspp_channels"], backbone.skip_channels, channels) if kind == "skip_shared" else None
+
+    def decoder(task: str) -> torch.nn.Module:
+        out, bias = output_channels(task, cfg["num_classes"]), cfg["disparity_bias"] if task == "depth" else 0.0
+        if kind == "skip":
+            return SkipDecoder(cfg["aspp_channels"], backbone.skip_channels, channels, out, bias)
+        if kind == "skip_shared":  # a small per-task head at stride 4 after the shared fusion
+            return TaskDecoder(channels, max(16, channels // 4), out, bias)
+        return TaskDecoder(cfg["aspp_channels"], channels, out, bias)
+
+    return MultiTaskNet(backbone, aspp, {task: decoder(task) for task in cfg["tasks"]}, fusion)

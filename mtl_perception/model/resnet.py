@@ -159,9 +159,23 @@ class ResNet(nn.Module):
         layers += [block(self.inplanes, planes, dilation=self.dilation) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def skip_channels(self) -> dict[int, int]:
+        """Channels of the low-level features :meth:`features` returns, by their stride (4, 8)."""
+        expansion = self.out_channels // 512
+        return {4: 64 * expansion, 8: 128 * expansion}
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """(layer4 features, {4: layer1, 8: layer2}): the deep features and the low-level ones
+        a detail decoder fuses back in. layer1 and layer2 are never dilated, so their strides
+        are 4 and 8 at either output stride."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        stride4 = self.layer1(x)
+        stride8 = self.layer2(stride4)
+        return self.layer4(self.layer3(stride8)), {4: stride4, 8: stride8}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, _ = self.features(x)
         if self.fc is None:
             return x
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))

@@ -23,7 +23,8 @@ Two implementation choices, both exact rather than approximations:
 The renormalisation ("after each step") is done in place at the start of the next
 ``combine`` (and ``weights`` reports the renormalised values), which is the same sequence of
 weights. The trainer hands the network over once through ``bind_model``; W is the last
-weight tensor outside ``model.decoders`` (ASPP's 1x1 projection in ``MultiTaskNet``). Each
+weight tensor outside ``model.decoders`` (ASPP's 1x1 projection in ``MultiTaskNet``, the shared skip
+fusion's last convolution with ``model.decoder: skip_shared``). Each
 task's starting loss L_i(0) is taken at the first step where it is non-zero (a batch can hold
 no instance pixel) and kept in a buffer, so it survives a resume.
 """

@@ -18,6 +18,9 @@ import numpy as np
 #: Cityscapes' mean camera at 2048 px width, the scale our intrinsics follow.
 CITYSCAPES_WIDTH = 2048
 CITYSCAPES_FX = 2262.52
+#: Stereo baseline (m) of the Cityscapes rig (``extrinsic.baseline`` of most of its cameras):
+#: the synthetic rig's default, so synthetic and real training data share one baseline.
+CITYSCAPES_BASELINE = 0.209313
 #: Forward offset of the camera from the vehicle origin, as in Cityscapes' ``extrinsic.x``.
 MOUNT_X = 1.7
 
@@ -85,11 +88,18 @@ class Camera:
         }
 
 
-def random_camera(rng: np.random.Generator, height: int, width: int) -> Camera:
-    """A camera like Cityscapes' (focal length scaled to ``width``), jittered per scene.
+def random_camera(
+    rng: np.random.Generator, height: int, width: int, baseline: float = CITYSCAPES_BASELINE
+) -> Camera:
+    """A camera like Cityscapes' (focal length scaled to ``width``), jittered per scene, on a rig
+    with one fixed stereo ``baseline`` (m) for the whole dataset.
 
-    Values are rounded to what the JSON stores, so geometry rendered with this camera and
-    geometry recomputed from the written file agree exactly.
+    The baseline is fixed because a real rig's is: a monocular network cannot see a baseline
+    drawn per scene, so a random one only adds a disparity error floor (~0.17 px measured)
+    and makes the network's disparity refer to no rig at all. The draw that used to pick it is
+    still taken (and discarded), so every other value of every scene stays as it was for the
+    same seed. Values are rounded to what the JSON stores, so geometry rendered with this
+    camera and geometry recomputed from the written file agree exactly.
     """
     fx = round(CITYSCAPES_FX * width / CITYSCAPES_WIDTH * rng.uniform(0.95, 1.05), 6)
     return Camera(
@@ -101,5 +111,10 @@ def random_camera(rng: np.random.Generator, height: int, width: int) -> Camera:
         v0=round(height / 2 + rng.normal(0, 0.015) * height, 6),
         mount_height=round(rng.uniform(1.2, 1.5), 6),
         pitch=round(rng.uniform(0.01, 0.05), 6),
-        baseline=round(rng.uniform(0.2, 0.23), 6),
+        baseline=_fixed_baseline(rng, baseline),
     )
+
+
+def _fixed_baseline(rng: np.random.Generator, baseline: float) -> float:
+    rng.uniform(0.2, 0.23)  # the former per-scene draw: keeps the generator's sequence unchanged
+    return round(float(baseline), 6)

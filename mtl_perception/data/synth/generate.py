@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from mtl_perception.data.synth.camera import Camera, random_camera
+from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE, Camera, random_camera
 from mtl_perception.data.synth.primitives import Scene
 from mtl_perception.data.synth.render import Frame, render
 from mtl_perception.data.synth.scene import random_scene
@@ -48,25 +48,38 @@ def _rngs(seed: int, split: str, index: int, mode: int, frame: int) -> tuple[np.
     return np.random.default_rng(np.random.SeedSequence(key)), np.random.default_rng(np.random.SeedSequence(key + [frame, 1]))
 
 
-def render_image(split: str, index: int, height: int, width: int, seed: int) -> Frame:
+@dataclass(frozen=True)
+class SceneOptions:
+    """What a dataset holds beyond its size and seed. ``baseline``: the rig's one stereo
+    baseline (m) for every scene. ``rare``: extra rounds of thin and rare objects per scene
+    (poles, signs, traffic lights, persons, cyclists, bicycles; 0 = the default mix)."""
+
+    baseline: float = CITYSCAPES_BASELINE
+    rare: int = 0
+
+
+def render_image(split: str, index: int, height: int, width: int, seed: int, options: SceneOptions = SceneOptions()) -> Frame:
     """Image ``index`` of a split, exactly as ``generate_dataset`` writes it."""
     scene_rng, noise_rng = _rngs(seed, split, index, _IMAGE, ANNOTATED_FRAME)
-    camera = random_camera(scene_rng, height, width)
-    return render(random_scene(scene_rng), camera, 0, noise_rng)
+    camera = random_camera(scene_rng, height, width, options.baseline)
+    return render(random_scene(scene_rng, rare=options.rare), camera, 0, noise_rng)
 
 
-def sequence_scene(split: str, index: int, frames: int, height: int, width: int, seed: int) -> tuple[Scene, Camera]:
+def sequence_scene(
+    split: str, index: int, frames: int, height: int, width: int, seed: int, options: SceneOptions = SceneOptions()
+) -> tuple[Scene, Camera]:
     """The street and camera of sequence ``index`` (long enough to drive ``frames`` frames)."""
     scene_rng, _ = _rngs(seed, split, index, _SEQUENCE, 0)
-    camera = random_camera(scene_rng, height, width)
-    return random_scene(scene_rng, frames), camera
+    camera = random_camera(scene_rng, height, width, options.baseline)
+    return random_scene(scene_rng, frames, options.rare), camera
 
 
 def render_sequence(
-    split: str, index: int, frames: int, height: int, width: int, seed: int, which: Iterable[int] | None = None
+    split: str, index: int, frames: int, height: int, width: int, seed: int, which: Iterable[int] | None = None,
+    options: SceneOptions = SceneOptions(),
 ) -> Iterator[tuple[int, Frame]]:
     """Yield (frame number, Frame) of sequence ``index``; the camera drives forward each frame."""
-    scene, camera = sequence_scene(split, index, frames, height, width, seed)
+    scene, camera = sequence_scene(split, index, frames, height, width, seed, options)
     for f in range(frames) if which is None else which:
         yield f, render(scene, camera, f, _rngs(seed, split, index, _SEQUENCE, f)[1])
 
@@ -82,15 +95,18 @@ class _Job:
     frames: int = 0  # 0: one dataset image; otherwise the sequence length
     first: int = 0
     last: int = 0
+    options: SceneOptions = SceneOptions()
 
 
 def _run_job(job: _Job) -> int:
     root = Path(job.root)
     name = city(job.split, job.index)
     if job.frames == 0:
-        write_frame(root, job.split, name, stem(name, job.index, ANNOTATED_FRAME), render_image(job.split, job.index, job.height, job.width, job.seed))
+        write_frame(root, job.split, name, stem(name, job.index, ANNOTATED_FRAME), render_image(job.split, job.index, job.height, job.width, job.seed, job.options))
         return 1
-    frames = render_sequence(job.split, job.index, job.frames, job.height, job.width, job.seed, range(job.first, job.last))
+    frames = render_sequence(
+        job.split, job.index, job.frames, job.height, job.width, job.seed, range(job.first, job.last), job.options
+    )
     for f, frame in frames:
         write_frame(root, job.split, name, stem(name, job.index, f), frame)
     return job.last - job.first
@@ -102,10 +118,14 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # the workers already use every core
 
 
-def _check(out: Path, counts: dict[str, int], height: int, width: int, workers: int, frames: int | None) -> None:
-    for name, value in counts.items():
+def _check(
+    out: Path, counts: dict[str, int], height: int, width: int, workers: int, frames: int | None, options: SceneOptions
+) -> None:
+    for name, value in {**counts, "rare": options.rare}.items():
         if value < 0:
             raise UserError(f"--{name} must be >= 0, got {value}")
+    if not 0.01 <= options.baseline <= 10.0:
+        raise UserError(f"--baseline must be a stereo baseline in metres (0.01-10), got {options.baseline}")
     if height < MIN_SIZE or width < MIN_SIZE:
         raise UserError(f"image size must be at least {MIN_SIZE}x{MIN_SIZE}, got --height {height} --width {width}")
     if workers < 1:
@@ -156,24 +176,28 @@ def _execute(jobs: list[_Job], workers: int, progress: bool) -> int:
 
 def generate_dataset(
     out: str | os.PathLike, train: int = 8, val: int = 4, height: int = 256, width: int = 512, seed: int = 0,
-    workers: int = 1, progress: bool = False,
+    workers: int = 1, progress: bool = False, options: SceneOptions = SceneOptions(),
 ) -> int:
     """Write ``train`` + ``val`` random street scenes under ``out``; returns the image count."""
     out = Path(out)
-    _check(out, {"train": train, "val": val, "seed": seed}, height, width, workers, None)
-    jobs = [_Job(str(out), split, i, height, width, seed) for split, n in (("train", train), ("val", val)) for i in range(n)]
+    _check(out, {"train": train, "val": val, "seed": seed}, height, width, workers, None, options)
+    jobs = [
+        _Job(str(out), split, i, height, width, seed, options=options)
+        for split, n in (("train", train), ("val", val))
+        for i in range(n)
+    ]
     return _execute(jobs, workers, progress)
 
 
 def generate_sequence(
     out: str | os.PathLike, frames: int = 30, train: int = 1, val: int = 0, height: int = 256, width: int = 512,
-    seed: int = 0, workers: int = 1, progress: bool = False,
+    seed: int = 0, workers: int = 1, progress: bool = False, options: SceneOptions = SceneOptions(),
 ) -> int:
     """Write ``train`` + ``val`` driving sequences of ``frames`` frames each; returns the frame count."""
     out = Path(out)
-    _check(out, {"train": train, "val": val, "seed": seed}, height, width, workers, frames)
+    _check(out, {"train": train, "val": val, "seed": seed}, height, width, workers, frames, options)
     jobs = [
-        _Job(str(out), split, i, height, width, seed, frames, first, min(first + _FRAMES_PER_JOB, frames))
+        _Job(str(out), split, i, height, width, seed, frames, first, min(first + _FRAMES_PER_JOB, frames), options)
         for split, n in (("train", train), ("val", val))
         for i in range(n)
         for first in range(0, frames, _FRAMES_PER_JOB)

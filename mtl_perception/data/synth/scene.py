@@ -130,8 +130,9 @@ def random_lighting(rng: np.random.Generator) -> Lighting:
 class StreetBuilder:
     """Draws one street layout into quads, ground shadows and instance ids."""
 
-    def __init__(self, rng: np.random.Generator, frames: int, step: float):
+    def __init__(self, rng: np.random.Generator, frames: int, step: float, rare: int = 0):
         self.rng = rng
+        self.rare = rare
         self.quads: list[Quad] = []
         self.shadows: list[Shadow] = []
         self.ids = Ids()
@@ -531,6 +532,33 @@ class StreetBuilder:
         self.quads.append(front(x - look.width / 2, x + look.width / 2, ground - look.height, ground, z, L["person"], look, instance=ident, velocity=velocity))
         self.shadows.append(Shadow(x - 0.25, x + 0.25, z - 0.2, z + 0.2, 0.3, 0.25, velocity))
 
+    def rare_objects(self) -> None:
+        """``rare`` extra rounds of the thin and rare things a network misses first: sign posts,
+        traffic lights, pedestrians, cyclists and motorcyclists, parked bicycles. Drawn after
+        everything else, so with ``rare == 0`` the scene is exactly the default mix."""
+        rng = self.rng
+        base = -self.curb
+        z_max = min(35.0, self.z_end - 8)  # near enough to be more than a few pixels
+        right_lane = max(x for x, d in self.lanes if d > 0)
+        for _ in range(self.rare):
+            for s in self.sides:
+                z = float(rng.uniform(3, z_max))
+                self.quads += furniture.sign_post(rng, s.x(float(rng.uniform(0.3, 0.9))), z, base)
+                self.quads += furniture.traffic_light(rng, s.x(0.6), z + float(rng.uniform(2, 10)), base, bool(rng.random() < 0.3), None)
+                x = s.x(s.lawn + float(rng.uniform(0.4, max(0.5, s.walk - 0.4))))
+                z = float(rng.uniform(2, z_max))
+                for _ in range(int(rng.integers(1, 4))):
+                    look = people.pedestrian(rng, pick(rng, ["front", "back", "side"], [0.4, 0.4, 0.2]), facing_right=bool(rng.random() < 0.5))
+                    self._person(look, x, z, base, (0.0, 0.0))
+                    x += float(rng.uniform(0.4, 0.7)) * (1 if rng.random() < 0.5 else -1)
+                    z += float(rng.uniform(0.3, 1.5))
+                x, z = s.x(s.lawn + s.walk - 0.5), float(rng.uniform(4, z_max))
+                for _ in range(int(rng.integers(1, 4))):
+                    look = vehicles.cycle(rng, False, profile=True, forward_right=bool(rng.random() < 0.5))
+                    self.quads.append(side(x, z, z + look.length, base - look.height, base, L["bicycle"], look, instance=self.ids.new(L["bicycle"])))
+                    z += look.length + float(rng.uniform(0.2, 1.5))
+            self._cyclist(right_lane + float(rng.uniform(0.5, 1.0)), float(rng.uniform(6, z_max)), bool(rng.random() < 0.5), True, 1, (0.0, self.step * 0.35))
+
     def build(self) -> Scene:
         self.layout()
         self.ground()
@@ -538,6 +566,7 @@ class StreetBuilder:
         self.greenery_and_poles()
         self.traffic()
         self.pedestrians()
+        self.rare_objects()
         rng = self.rng
         hood = None
         if rng.random() < 0.6:
@@ -545,7 +574,8 @@ class StreetBuilder:
         return Scene(self.quads, self.shadows, self.lighting, hood, self.step)
 
 
-def random_scene(rng: np.random.Generator, frames: int = 1) -> Scene:
-    """A random street; with ``frames`` > 1 it is long enough for the camera to drive through."""
+def random_scene(rng: np.random.Generator, frames: int = 1, rare: int = 0) -> Scene:
+    """A random street; with ``frames`` > 1 it is long enough for the camera to drive through;
+    ``rare`` extra rounds of thin and rare objects (see ``StreetBuilder.rare_objects``)."""
     step = float(rng.uniform(0.5, 1.0))
-    return StreetBuilder(rng, frames, step).build()
+    return StreetBuilder(rng, frames, step, rare).build()
