@@ -78,7 +78,7 @@ def model_path(tmp_path_factory) -> Path:
 
 REPO = Path(__file__).resolve().parents[1]
 _COLCON_IGNORED = shutil.ignore_patterns(
-    ".venv", ".git", "build", "install", "log", "*.egg-info", "__pycache__", "data", "runs", "out", "bench", "demo_out"
+    ".venv", ".venv-*", ".git", "build", "install", "log", "*.egg-info", "__pycache__", "data", "runs", "out", "bench", "demo_out"
 )
 
 

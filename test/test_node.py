@@ -472,7 +472,7 @@ def test_a_skip_decoder_model_runs_in_the_node(harness, image, tmp_path):
         _, msgs = harness.send_until(
             lambda: harness.send_image(image, topic="/skip_check/image"), ["semantic/labels", "instance/labels"], timeout=60
         )
-        expected = Pipeline(skip_backend)(image, outputs={"semantic", "instances"})
+        expected = Pipeline(skip_backend, output_resolution="network")(image, outputs={"semantic", "instances"})
         np.testing.assert_array_equal(conv.image_to_numpy(msgs["semantic/labels"]), expected.semantic)
     finally:
         harness.unsubscribe(["semantic/labels", "instance/labels"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference_helpers import tiny_checkpoint
+from inference_helpers import HEIGHT, WIDTH, tiny_checkpoint
 from ros_domains import domain_id
 from ros_harness import Harness
 
@@ -50,7 +50,7 @@ def test_installed_node_runs_with_installed_config_and_publishes(colcon_install,
         except AssertionError:
             raise AssertionError(f"no output; node exit {node.poll()}, log:\n{log.read_text()[-3000:]}") from None
         labels = msgs["semantic/labels"]
-        assert (labels.encoding, labels.height, labels.width) == ("mono8", 32, 64)
+        assert (labels.encoding, labels.height, labels.width) == ("mono8", HEIGHT, WIDTH)  # network resolution
     finally:
         harness.close()
         node.send_signal(signal.SIGINT)

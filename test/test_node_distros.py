@@ -20,7 +20,7 @@ import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from inference_helpers import tiny_checkpoint
+from inference_helpers import HEIGHT, WIDTH, tiny_checkpoint
 from launch_ast import REPO
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros.middleware import (
@@ -79,7 +79,7 @@ def test_on_humble_the_node_serves_every_output(harness):
         )
     finally:
         harness.unsubscribe(topics[1:])
-    assert (msgs["semantic/labels"].height, msgs["semantic/labels"].width) == (48, 96)
+    assert (msgs["semantic/labels"].height, msgs["semantic/labels"].width) == (HEIGHT, WIDTH)  # network resolution
 
 
 @pytest.mark.parametrize("name, value, reason", BAD_PARAMETERS)

@@ -22,6 +22,11 @@ from mtl_perception.model.compact import expand_state_dict
 # Prefixes that DistributedDataParallel ("module.") and torch.compile ("_orig_mod.") put in
 # front of every parameter name of the model they wrap.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# What every file torch.save writes starts with: a zip archive (torch >= 1.6), or the pickle
+# protocol opcode of the legacy format. Anything else is refused before the unpickler sees it,
+# whose errors on random bytes ("pop from empty list") say nothing to a user.
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = b"\x80"
 
 
 def _strip_wrapper_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,6 +55,10 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
         raise UserError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path} is empty (a write that was killed, or not a checkpoint)")
+    with open(path, "rb") as stream:
+        magic = stream.read(len(_ZIP_MAGIC))
+    if not magic.startswith(_ZIP_MAGIC) and not magic.startswith(_PICKLE_PROTO):
+        raise UserError(f"cannot read checkpoint {path}: not a checkpoint or corrupt (not a torch file)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -58,9 +67,9 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
             raise UserError(
                 f"checkpoint {path} refused: unsafe content ({detail}); it was not loaded and nothing in it ran"
             ) from None
-        raise UserError(f"checkpoint {path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
-    except Exception as exc:  # truncated zip, not a torch file, wrong magic: torch raises many types
-        raise UserError(f"checkpoint {path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
+        raise UserError(f"cannot read checkpoint {path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
+    except Exception as exc:  # truncated zip, wrong magic: torch raises many types
+        raise UserError(f"cannot read checkpoint {path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,83 @@
+"""Every dependency key in package.xml resolves for Humble and Jazzy, checked offline.
+
+``rosdep install`` aborts on a key it cannot resolve, so one bad key blocks a robot's whole
+workspace set-up. ``../shared/rosdistro`` is a snapshot of rosdistro's rosdep files and
+distribution indexes: a key resolves if it is a rosdep key (rosdep/*.yaml) or a package of
+the distribution (<distro>/distribution.yaml).
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from launch_ast import REPO
+
+ROSDISTRO = REPO.parent / "shared" / "rosdistro"
+DISTROS = ("humble", "jazzy")
+DEPEND_TAGS = ("depend", "exec_depend", "build_depend", "build_export_depend", "test_depend", "buildtool_depend")
+
+
+def package_keys() -> list[str]:
+    root = ET.parse(REPO / "package.xml").getroot()
+    return [el.text.strip() for tag in DEPEND_TAGS for el in root.iter(tag)]
+
+
+def rosdep_rules() -> dict:
+    rules: dict = {}
+    for path in sorted((ROSDISTRO / "rosdep").glob("*.yaml")):
+        rules.update(yaml.safe_load(path.read_text()))
+    return rules
+
+
+def distribution_packages(distro: str) -> set[str]:
+    index = yaml.safe_load((ROSDISTRO / distro / "distribution.yaml").read_text())
+    names: set[str] = set()
+    for repo_name, repo in index["repositories"].items():
+        release = repo.get("release", {})
+        names.update(release.get("packages", [repo_name]) if release else [])
+    return names
+
+
+@pytest.fixture(scope="module")
+def snapshot() -> tuple[dict, dict[str, set[str]]]:
+    assert ROSDISTRO.is_dir(), f"rosdistro snapshot missing at {ROSDISTRO} (CI lays shared/ beside the clone)"
+    return rosdep_rules(), {d: distribution_packages(d) for d in DISTROS}
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+def test_every_package_xml_key_resolves(distro, snapshot):
+    rules, packages = snapshot
+    unresolved = [k for k in package_keys() if k not in rules and k not in packages[distro]]
+    assert not unresolved, f"rosdep install on {distro} would abort on {unresolved}"
+
+
+def _pip_packages(rule) -> list[str]:
+    """Every pip package a rosdep rule installs on any platform or version."""
+    if isinstance(rule, dict):
+        found = list(rule["packages"]) if "packages" in rule and isinstance(rule.get("packages"), list) else []
+        pip = rule.get("pip")
+        if isinstance(pip, dict):
+            found += list(pip.get("packages", []))
+        for key, value in rule.items():
+            if key not in ("packages", "pip"):
+                found += _pip_packages(value)
+        return found
+    return []
+
+
+def test_no_key_pip_installs_torch(snapshot):
+    rules, _ = snapshot
+    for key in package_keys():
+        if key in rules:
+            installs = {p.split("=")[0].split("<")[0].split(">")[0].lower() for p in _pip_packages(rules[key])}
+            assert not installs & {"torch", "torchvision"}, f"{key} would replace the platform's torch: {installs}"
+
+
+def test_the_checks_see_the_keys_that_broke_rosdep(snapshot):
+    rules, packages = snapshot
+    # The two keys package.xml used to name: one is no key at all, one pip-installs torch.
+    assert "python3-cityscapesscripts-pip" not in rules and "python3-cityscapesscripts-pip" not in packages["humble"]
+    assert "torch" in {p.lower() for p in _pip_packages(rules["python3-pytorch-pip"])}
