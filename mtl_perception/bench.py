@@ -75,9 +75,8 @@ def bench_model(model: Path | None, workdir: Path) -> tuple[Path, str]:
     (speed does not depend on the weights)."""
     import torch
 
-    from mtl_perception.data.synth.camera import CITYSCAPES_FX, CITYSCAPES_WIDTH
+    from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE, CITYSCAPES_FX, CITYSCAPES_WIDTH
     from mtl_perception.inference.factory import default_model_path
-    from mtl_perception.inference.metadata import CITYSCAPES_BASELINE
     from mtl_perception.model import build_model
 
     if model is not None:

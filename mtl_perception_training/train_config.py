@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from mtl_perception.data.augment import AugmentConfig
 from mtl_perception.errors import ConfigError
-from mtl_perception.evaluation.metrics import LOWER_IS_BETTER
+from mtl_perception.evaluation.metric_names import LOWER_IS_BETTER
 from mtl_perception.model import resolve_model_config
 
 from mtl_perception_training.weighting import build_weighting

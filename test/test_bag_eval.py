@@ -136,12 +136,14 @@ def test_scores_of_known_predictions(bag: Path):
     m = perfect["metrics"]
     assert m["miou"] == pytest.approx(1.0) and m["disparity_err_px"] == 0.0 and m["disparity_rmse_px"] == 0.0
     assert m["AP"] == pytest.approx(1.0) and m["AP50"] == pytest.approx(1.0) and m["PQ"] == pytest.approx(1.0)
+    assert m["depth_abs_rel"] == pytest.approx(0.0, abs=1e-6) and m["delta1"] == 1.0  # the bag's right camera gives B
     assert len(examples) == 3
 
     shifted, _ = evaluate_offline(bag, "oracle", pipeline=_Oracle(bag, offset=1.5))
     assert shifted["metrics"]["disparity_err_px"] == pytest.approx(1.5)
     assert shifted["metrics"]["disparity_rmse_px"] == pytest.approx(1.5)
     assert shifted["metrics"]["miou"] == pytest.approx(1.0)
+    assert shifted["metrics"]["depth_abs_rel"] > 0.05 and shifted["metrics"]["delta1"] < 1.0
 
 
 def _foreign_bag(path: Path, rgb_frames: list[np.ndarray]) -> None:
@@ -325,7 +327,8 @@ def test_live_replay_scores_what_the_offline_evaluation_scores(tmp_path: Path, m
     live, _ = evaluate_live(bag, shipped, rate_factor=0.25, node_params=["device:=cpu", "backend:=torch"])
     assert live["frames"]["scored"] == offline["frames"]["scored"] == 6
     assert offline["metrics"]["AP"] > 0.1  # instances found, so the ranking matters
-    for metric, tolerance in (("miou", 1e-4), ("PQ", 1e-4), ("disparity_err_px", 1e-3), ("AP", 1e-3), ("AP50", 1e-3)):
+    for metric, tolerance in (("miou", 1e-4), ("PQ", 1e-4), ("disparity_err_px", 1e-3), ("depth_abs_rel", 1e-3), ("delta1", 1e-3),
+                              ("AP", 1e-3), ("AP50", 1e-3)):
         assert live["metrics"][metric] == pytest.approx(offline["metrics"][metric], abs=tolerance), metric
 
 

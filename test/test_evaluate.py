@@ -67,6 +67,11 @@ def expected_metrics(root) -> dict[str, float]:
     mask_d = torch.stack([s["disparity_mask"] for s in samples])
     disp = torch.stack([s["disparity"] for s in samples])
     err = (disp[mask_d] - DISPARITY).double()
+    # Metric depth: Z = fx B / d with each image's camera, true depth up to 80 m, sky (d* = 0) left out.
+    fb = torch.stack([s["fx"] * s["baseline"] for s in samples]).double().reshape(-1, 1, 1).expand_as(disp)
+    true = fb / disp.double().clamp_min(1e-12)
+    scored = mask_d & (disp > 0) & (true <= 80.0)
+    true, pred = true[scored], fb[scored] / DISPARITY
     return {
         "miou": iou_road / len(classes_in_gt),  # every other class present in gt has IoU 0
         "iou_road": iou_road,
@@ -74,6 +79,9 @@ def expected_metrics(root) -> dict[str, float]:
         "instance_err_px": vec.permute(1, 0, 2, 3)[:, mask_i].abs().double().mean().item(),
         "disparity_err_px": err.abs().mean().item(),
         "disparity_rmse_px": err.square().mean().sqrt().item(),
+        "depth_abs_rel": ((pred - true).abs() / true).mean().item(),
+        "depth_rmse_m": (pred - true).square().mean().sqrt().item(),
+        "delta1": (torch.maximum(pred / true, true / pred) < 1.25).double().mean().item(),
     }
 
 
@@ -87,7 +95,8 @@ def test_evaluate_writes_table_1_metrics_as_json(synth_root, constant_model, tmp
     assert {f"iou_{c}" for c in CLASS_NAMES} <= report.keys()
     # Size defaults to the model's training size; the split to val.
     assert (report["height"], report["width"], report["split"], report["images"]) == (HEIGHT, WIDTH, "val", 4)
-    for key in ("miou", "iou_road", "instance_err_px", "disparity_err_px", "disparity_rmse_px"):
+    for key in ("miou", "iou_road", "instance_err_px", "disparity_err_px", "disparity_rmse_px", "depth_abs_rel",
+                "depth_rmse_m", "delta1"):
         assert report[key] == pytest.approx(expected[key], rel=1e-5), key
     present = [v for k, v in report.items() if k.startswith("iou_")]
     assert sum(v is not None for v in present) == expected["classes_in_gt"]  # absent classes: null

@@ -49,6 +49,32 @@ def test_regression_errors_use_only_masked_pixels():
     assert m == pytest.approx({"instance_err_px": 1.5, "disparity_err_px": 2.0, "disparity_rmse_px": math.sqrt(5)})
 
 
+def test_metric_depth_from_disparity_with_the_ground_truths_camera():
+    # fx * B = 100 px m. Valid pixels: d* = 10, 4, 1 -> Z* = 10, 25, 100 m; the last is beyond
+    # the 80 m cap (left out), the fourth is sky (d* = 0: no finite depth, left out).
+    # Predictions d = 8, 5 -> Z = 12.5, 20 m: abs_rel = (2.5/10 + 5/25) / 2 = 0.225,
+    # rmse = sqrt((2.5^2 + 5^2) / 2), delta1: 12.5/10 = 1.25 is not < 1.25, 25/20 = 1.25 neither -> 0.
+    # A fifth pixel predicts d = 0 (sky) where Z* = 50: clipped to 80 m -> rel 0.6, ratio 1.6.
+    pred = torch.tensor([[[8.0, 5.0, 1.0, 3.0, 0.0, 10.0]]])
+    gt = torch.tensor([[[10.0, 4.0, 1.0, 0.0, 2.0, 10.0]]])
+    mask = torch.tensor([[[True, True, True, True, True, True]]])
+    acc = MetricAccumulator(tasks=["depth"])
+    acc.update_disparity(pred, gt, mask, focal_baseline=torch.tensor([100.0]))
+    m = acc.compute()
+    # Pixels scored: Z* = 10, 25, 50 (pred 80), 10 (pred 10, exact).
+    assert m["depth_abs_rel"] == pytest.approx((0.25 + 0.2 + 0.6 + 0.0) / 4)
+    assert m["depth_rmse_m"] == pytest.approx(math.sqrt((2.5**2 + 5**2 + 30**2 + 0) / 4))
+    assert m["delta1"] == pytest.approx(1 / 4)
+    # Without a camera there is no metric depth, only the disparity errors.
+    plain = MetricAccumulator(tasks=["depth"])
+    plain.update_disparity(pred, gt, mask)
+    assert not {"depth_abs_rel", "depth_rmse_m", "delta1"} & set(plain.compute())
+    # The state vector carries the depth sums (processes add them with all_reduce).
+    copy = MetricAccumulator(tasks=["depth"])
+    copy.load_state_tensor(acc.state_tensor())
+    assert copy.compute() == pytest.approx(m)
+
+
 def test_batches_are_pooled_by_pixel_not_averaged_per_batch():
     # Batch 1: 1 valid pixel, error 4. Batch 2: 3 valid pixels, error 0 each.
     # Pooled MAE = 4 / 4 = 1 (a mean of batch means would give 2).

@@ -323,8 +323,15 @@ class _Replay:
         if "instance/labels" in decoded and semantic is not None:
             scores = scores_from_markers(decoded["instance/markers"]) if "instance/markers" in decoded else None
             instances = instances_from_map(messages.decode_image(decoded["instance/labels"]), semantic, scores)
-        disparity = messages.decode_image(decoded["depth/disparity"].image) if "depth/disparity" in decoded else None
-        self.scorer.add(frame.index, frame.stamp, frame.rgb, frame.ground_truth, semantic, instances, disparity)
+        disparity_msg = decoded.get("depth/disparity")
+        disparity = messages.decode_image(disparity_msg.image) if disparity_msg is not None else None
+        # Without a recorded stereo partner the ground truth's rig is taken to be the model's,
+        # whose baseline the node's DisparityImage carries (t).
+        model_baseline = float(disparity_msg.t) if disparity_msg is not None and disparity_msg.t > 0 else None
+        self.scorer.add(
+            frame.index, frame.stamp, frame.rgb, frame.ground_truth, semantic, instances, disparity,
+            frame.focal_baseline(model_baseline),
+        )
         record["frame"] = _Released(frame.index, frame.stamp, frame.log_time)  # free the pixels
 
     def report(self, bag: Any, model: Any, image_topic: str, gt_topics: dict[str, str], out_bag: Any,

@@ -28,25 +28,6 @@ _OUTPUTS = frozenset({"semantic", "instances", "disparity", "semantic_color", "i
 _DEPTH_OUTPUTS = frozenset({"depth", "depth_color"})
 
 
-def camera_from_frame(frame: Frame) -> Any | None:
-    """The Pipeline's camera model for a frame: its CameraInfo intrinsics and recorded baseline.
-
-    None when the bag has no usable camera info (the Pipeline then uses the model's training
-    camera). A CameraInfo for another resolution (binning, a resized stream) is scaled.
-    """
-    from mtl_perception.inference.camera import CameraModel
-
-    info = frame.camera_info
-    if info is None or not (info.k[0] > 0 and info.k[4] > 0 and info.width > 0 and info.height > 0):
-        return None
-    height, width = frame.rgb.shape[:2]
-    camera = CameraModel(
-        fx=float(info.k[0]), fy=float(info.k[4]), cx=float(info.k[2]), cy=float(info.k[5]),
-        width=int(info.width), height=int(info.height), baseline=frame.baseline,
-    )
-    return camera.scaled(width, height)
-
-
 def _outputs(pipeline: Any, camera: Any | None) -> frozenset[str]:
     """What to ask of the Pipeline for a frame: everything the model can give, depth when a camera is known."""
     meta = pipeline.metadata
@@ -98,7 +79,7 @@ def evaluate_offline(
                 if limit is not None and frame.index >= limit:
                     break
                 first_log_time = frame.log_time if first_log_time is None else first_log_time
-                camera = camera_from_frame(frame)
+                camera = frame.camera()
                 outputs = _outputs(pipeline, camera)
                 if not outputs & _DEPTH_OUTPUTS:
                     no_depth += 1
@@ -116,6 +97,7 @@ def evaluate_offline(
                     semantic=result.semantic,
                     instances=None if result.instances is None else instances_from_list(result.instances, result.instance_list),
                     disparity=result.disparity,
+                    focal_baseline=frame.focal_baseline(pipeline.metadata.camera_baseline),
                 )
                 if writer is not None:
                     writer.write_input(frame, image_topic, info_topic)

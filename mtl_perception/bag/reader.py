@@ -59,6 +59,32 @@ class Frame:
     camera_info: Any | None = None  # sensor_msgs/CameraInfo with this stamp, else the latest one
     baseline: float | None = None  # metres, from the right camera's CameraInfo (P[3] = -fx * B) when recorded
 
+    def camera(self) -> Any | None:
+        """The Pipeline's camera model for this frame: its CameraInfo intrinsics and recorded baseline.
+
+        None when the bag has no usable camera info (the Pipeline then uses the model's training
+        camera). A CameraInfo for another resolution (binning, a resized stream) is scaled.
+        """
+        from mtl_perception.inference.camera import CameraModel
+
+        info = self.camera_info
+        if info is None or not (info.k[0] > 0 and info.k[4] > 0 and info.width > 0 and info.height > 0):
+            return None
+        height, width = self.rgb.shape[:2]
+        camera = CameraModel(
+            fx=float(info.k[0]), fy=float(info.k[4]), cx=float(info.k[2]), cy=float(info.k[5]),
+            width=int(info.width), height=int(info.height), baseline=self.baseline,
+        )
+        return camera.scaled(width, height)
+
+    def focal_baseline(self, default_baseline: float | None) -> float | None:
+        """fx * B (pixels x metres, fx at the image's width) of the ground truth's depth Z* = fx B / d*:
+        the recorded camera, with ``default_baseline`` (the model's training rig) when the bag has no
+        stereo partner; None without a usable camera_info (no metric-depth scores then)."""
+        camera = self.camera()
+        baseline = self.baseline or default_baseline
+        return camera.fx * baseline if camera is not None and baseline else None
+
 
 @dataclass
 class ReadStats:

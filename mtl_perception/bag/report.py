@@ -19,10 +19,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from mtl_perception.data.labels import CLASS_NAMES, PALETTE
+from mtl_perception.evaluation.metric_names import DEPTH_METRICS
 from mtl_perception.io_utils import atomic_write_text
 
 #: Headline metric keys in report order (paper's Table 1 names, then instance quality).
-HEADLINE = ("miou", "disparity_err_px", "disparity_rmse_px", "AP", "AP50", "PQ")
+HEADLINE = ("miou", "disparity_err_px", "disparity_rmse_px", *DEPTH_METRICS, "AP", "AP50", "PQ")
 
 
 def _clean(value: Any) -> Any:

@@ -98,8 +98,10 @@ class BagScorer:
         semantic: np.ndarray | None = None,
         instances: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         disparity: np.ndarray | None = None,
+        focal_baseline: float | None = None,
     ) -> None:
-        """One frame: predictions (any may be None) and the ground truth the bag has for it."""
+        """One frame: predictions (any may be None) and the ground truth the bag has for it;
+        ``focal_baseline`` (fx * B of the ground truth, ``Frame.focal_baseline``) adds metric-depth scores."""
         if not ground_truth:
             return
         example: dict[str, Any] = {"index": index, "stamp": stamp, "rgb": rgb}
@@ -115,7 +117,8 @@ class BagScorer:
         if disparity is not None and gt_disp is not None:
             valid = np.isfinite(gt_disp)
             self.disparity.update_disparity(
-                torch.from_numpy(disparity.astype(np.float32)), torch.from_numpy(np.nan_to_num(gt_disp)), torch.from_numpy(valid)
+                torch.from_numpy(disparity.astype(np.float32)), torch.from_numpy(np.nan_to_num(gt_disp)), torch.from_numpy(valid),
+                None if focal_baseline is None else torch.tensor([focal_baseline]),
             )
             self.scored["disparity"] = True
             if gt_sem is None:

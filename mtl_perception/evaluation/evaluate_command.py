@@ -26,8 +26,9 @@ from typing import Any
 
 from mtl_perception.command import Command
 from mtl_perception.errors import UserError
+from mtl_perception.evaluation.metric_names import DEPTH_METRICS
 
-HEADLINE = ("miou", "instance_err_px", "disparity_err_px", "disparity_rmse_px", "AP", "AP50", "PQ", "SQ", "RQ")
+HEADLINE = ("miou", "instance_err_px", "disparity_err_px", "disparity_rmse_px", *DEPTH_METRICS, "AP", "AP50", "PQ", "SQ", "RQ")
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

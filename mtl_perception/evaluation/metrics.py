@@ -11,6 +11,14 @@ error of the (dx, dy) components over labelled instance pixels), ``disparity_err
 absolute error over valid pixels), plus ``disparity_rmse_px`` and ``iou_<class>``. A class
 absent from both the ground truth and the predictions has no IoU (NaN) and is left out of
 the mean, as in the Cityscapes evaluation.
+
+Depth in metres, as users of other monocular depth models read it (Eigen et al. 2014;
+KITTI / Cityscapes depth benchmarks), when the camera's ``fx * baseline`` is known:
+``depth_abs_rel`` = mean |Z - Z*| / Z*, ``depth_rmse_m`` = sqrt(mean (Z - Z*)^2) and
+``delta1`` = share of pixels with max(Z / Z*, Z* / Z) < 1.25, with Z = fx B / d. They are
+taken over the valid disparity pixels whose true depth is at most ``MAX_DEPTH_M`` (sky, d* = 0,
+has no finite depth); the prediction is clipped to [``MIN_DEPTH_M``, ``MAX_DEPTH_M``], so a
+disparity <= 0 reads as the far limit, the benchmarks' convention.
 """
 from __future__ import annotations
 
@@ -20,13 +28,17 @@ from typing import Iterable
 import torch
 
 from mtl_perception.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from mtl_perception.evaluation.metric_names import LOWER_IS_BETTER
 
-#: Metric names that are better when lower (everything else, e.g. ``miou``, is better higher).
-LOWER_IS_BETTER = frozenset({"instance_err_px", "disparity_err_px", "disparity_rmse_px"})
+#: Depth range of the metric-depth scores (metres): the usual 80 m cap of driving benchmarks.
+MIN_DEPTH_M, MAX_DEPTH_M = 1e-3, 80.0
 
-# Layout of the flat float64 state: confusion matrix, then
-# (instance abs sum, instance component count, disparity abs sum, disparity sq sum, disparity count).
-_N_SCALARS = 5
+# Layout of the flat float64 state: confusion matrix, then the scalars named in _SCALARS.
+_SCALARS = (
+    "instance_abs", "instance_count", "disparity_abs", "disparity_sq", "disparity_count",
+    "depth_rel", "depth_sq", "depth_delta1", "depth_count",
+)
+_N_SCALARS = len(_SCALARS)
 
 
 class MetricAccumulator:
@@ -42,6 +54,10 @@ class MetricAccumulator:
         self.disparity_abs = 0.0
         self.disparity_sq = 0.0
         self.disparity_count = 0.0
+        self.depth_rel = 0.0  # sum of |Z - Z*| / Z*
+        self.depth_sq = 0.0  # sum of (Z - Z*)^2, m^2
+        self.depth_delta1 = 0.0  # pixels with max(Z/Z*, Z*/Z) < 1.25
+        self.depth_count = 0.0
 
     @torch.no_grad()
     def update_semantic(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
@@ -62,12 +78,33 @@ class MetricAccumulator:
         self.instance_count += float(m.sum().item())
 
     @torch.no_grad()
-    def update_disparity(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> None:
-        """Add predicted and target disparity (B,H,W), in pixels, over ``mask`` (B,H,W) pixels."""
+    def update_disparity(
+        self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, focal_baseline: torch.Tensor | None = None
+    ) -> None:
+        """Add predicted and target disparity (B,H,W), in pixels, over ``mask`` (B,H,W) pixels.
+
+        ``focal_baseline`` (B,) is fx * B per image (pixels x metres, fx at this width): with
+        it the metric-depth scores are accumulated too.
+        """
         err = (pred.float() - gt.float())[mask].double()
         self.disparity_abs += err.abs().sum().item()
         self.disparity_sq += err.square().sum().item()
         self.disparity_count += float(mask.sum().item())
+        if focal_baseline is not None:
+            self._update_depth(pred, gt, mask, focal_baseline)
+
+    def _update_depth(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, focal_baseline: torch.Tensor) -> None:
+        fb = focal_baseline.to(device=pred.device, dtype=torch.float64)
+        fb = fb.reshape(-1, *[1] * (pred.dim() - 1)).expand_as(pred)  # one value per image; (H, W) is one image
+        gt, pred = gt.double(), pred.double()
+        true = fb / gt.clamp_min(1e-12)
+        valid = mask & (gt > 0) & (true <= MAX_DEPTH_M)
+        true, fb, d = true[valid], fb[valid], pred[valid]
+        depth = torch.where(d > 0, fb / d.clamp_min(1e-12), MAX_DEPTH_M).clamp(MIN_DEPTH_M, MAX_DEPTH_M)
+        self.depth_rel += ((depth - true).abs() / true).sum().item()
+        self.depth_sq += (depth - true).square().sum().item()
+        self.depth_delta1 += float((torch.maximum(depth / true, true / depth) < 1.25).sum().item())
+        self.depth_count += float(valid.sum().item())
 
     def update(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
         """Add one batch of network ``outputs`` (model forward dict) against a dataset ``batch``."""
@@ -78,7 +115,8 @@ class MetricAccumulator:
             self.update_instance(outputs["instance"], batch["instance"].to(dev), batch["instance_mask"].to(dev))
         if "depth" in outputs:
             dev = outputs["depth"].device
-            self.update_disparity(outputs["depth"][:, 0], batch["disparity"].to(dev), batch["disparity_mask"].to(dev))
+            fb = batch["fx"] * batch["baseline"] if "fx" in batch and "baseline" in batch else None
+            self.update_disparity(outputs["depth"][:, 0], batch["disparity"].to(dev), batch["disparity_mask"].to(dev), fb)
 
     def per_class_iou(self) -> torch.Tensor:
         """IoU per class (float64); NaN for a class absent from ground truth and predictions."""
@@ -101,14 +139,15 @@ class MetricAccumulator:
             out["disparity_err_px"] = _ratio(self.disparity_abs, self.disparity_count)
             rmse_sq = _ratio(self.disparity_sq, self.disparity_count)
             out["disparity_rmse_px"] = math.sqrt(rmse_sq) if not math.isnan(rmse_sq) else math.nan
+            if self.depth_count > 0:
+                out["depth_abs_rel"] = self.depth_rel / self.depth_count
+                out["depth_rmse_m"] = math.sqrt(self.depth_sq / self.depth_count)
+                out["delta1"] = self.depth_delta1 / self.depth_count
         return out
 
     def state_tensor(self) -> torch.Tensor:
         """All sums as one float64 vector, so processes can add them with one ``all_reduce``."""
-        scalars = torch.tensor(
-            [self.instance_abs, self.instance_count, self.disparity_abs, self.disparity_sq, self.disparity_count],
-            dtype=torch.float64,
-        )
+        scalars = torch.tensor([getattr(self, name) for name in _SCALARS], dtype=torch.float64)
         return torch.cat([self.confusion.flatten(), scalars])
 
     def load_state_tensor(self, state: torch.Tensor) -> None:
@@ -116,9 +155,8 @@ class MetricAccumulator:
         state = state.detach().to("cpu", torch.float64)
         n2 = self.num_classes * self.num_classes
         self.confusion = state[:n2].reshape(self.num_classes, self.num_classes).clone()
-        (self.instance_abs, self.instance_count, self.disparity_abs, self.disparity_sq, self.disparity_count) = (
-            state[n2 : n2 + _N_SCALARS].tolist()
-        )
+        for name, value in zip(_SCALARS, state[n2 : n2 + _N_SCALARS].tolist()):
+            setattr(self, name, value)
 
 
 def _ratio(num: float, den: float) -> float:

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from mtl_perception.data.labels import CLASS_NAMES
 from mtl_perception.data.normalize import MEAN_RGB, STD_RGB
-from mtl_perception.data.synth.camera import CITYSCAPES_FX, CITYSCAPES_WIDTH
+from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE, CITYSCAPES_FX, CITYSCAPES_WIDTH
 from mtl_perception.errors import UserError
 from mtl_perception.model import resolve_model_config
 
@@ -25,8 +25,6 @@ PREFIX = "mtl_perception."
 #: Bumped when a field changes meaning; a file with another version is refused, not misread.
 FORMAT_VERSION = 1
 PRECISIONS = ("fp32", "fp16")
-#: Stereo baseline (m) of the Cityscapes cameras (``extrinsic.baseline``, 0.209-0.22 in the set).
-CITYSCAPES_BASELINE = 0.209313
 
 
 @dataclass(frozen=True)
