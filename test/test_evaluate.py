@@ -27,7 +27,8 @@ from mtl_perception.data.labels import (
     CLASS_NAMES, IGNORE_INDEX, LABEL_ID_TO_TRAIN_ID, NUM_CLASSES, TRAIN_ID_TO_LABEL_ID, train_id,
 )
 from mtl_perception.evaluation.cityscapes_results import CityscapesResultsWriter
-from mtl_perception.evaluation.evaluator import InstanceScoring, accumulate, scaled_min_region_size
+from mtl_perception.evaluation.evaluator import InstanceScoring, accumulate
+from mtl_perception.evaluation.instance_ap import scaled_min_region_size
 from mtl_perception.evaluation.instance_ap import EVAL_LABEL_IDS
 from mtl_perception.inference import factory
 from mtl_perception.model import build_model
@@ -197,6 +198,20 @@ def test_min_region_size_scales_with_resolution():
     assert scaled_min_region_size(1024, 2048) == 100
     assert scaled_min_region_size(512, 1024) == 25
     assert scaled_min_region_size(64, 128) == 1  # 0.39 rounds to 0: at least one pixel
+
+
+def test_evaluate_and_bag_eval_count_the_same_smallest_instances():
+    """One definition of the minimum region: a bag scored at 200x400 uses what evaluate uses
+    (3.81 px rounds to 4; bag eval once kept the unrounded 3.81)."""
+    from mtl_perception.bag.scoring import BagScorer
+
+    gt_instance = np.zeros((200, 400), np.int32)
+    gt_instance[10:20, 10:20] = 26 * 1000  # one car
+    semantic = np.zeros((200, 400), np.uint8)
+    scorer = BagScorer(num_examples=0)
+    scorer.add(0, 0, np.zeros((200, 400, 3), np.uint8), {"instance": gt_instance, "semantic": semantic},
+               semantic=semantic, instances=(np.zeros((200, 400), np.int64), np.zeros(0, np.int64), np.zeros(0)))
+    assert scorer.instances.ap.min_region_size == scaled_min_region_size(200, 400) == InstanceScoring(None, (200, 400)).min_region_size == 4
 
 
 def _evaluate(synth_root, tmp_path, name: str, *extra: str) -> dict:

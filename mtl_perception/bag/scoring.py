@@ -23,11 +23,9 @@ import numpy as np
 import torch
 
 from mtl_perception.data.labels import IGNORE_INDEX, NUM_CLASSES
-from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceEvaluator
+from mtl_perception.evaluation.instance_ap import InstanceEvaluator, scaled_min_region_size
 from mtl_perception.evaluation.metrics import MetricAccumulator
 from mtl_perception.postprocess.caption import CAPTION_NAMESPACE, caption_score
-
-_CITYSCAPES_PIXELS = 1024 * 2048
 
 
 def instances_from_map(
@@ -127,8 +125,7 @@ class BagScorer:
         gt_inst = ground_truth.get("instance")
         if instances is not None and gt_inst is not None and semantic is not None:
             if self.instances is None:
-                scale = gt_inst.size / _CITYSCAPES_PIXELS
-                self.instances = InstanceEvaluator(min_region_size=MIN_REGION_SIZE * scale)
+                self.instances = InstanceEvaluator(min_region_size=scaled_min_region_size(*gt_inst.shape[:2]))
             instance_map, classes, scores = instances
             self.instances.add(semantic, instance_map, classes, scores, gt_inst)
             self.scored["instance"] = True

@@ -22,24 +22,13 @@ from torch import nn
 
 from mtl_perception.data.loading import loader_batches
 from mtl_perception.errors import UserError
-from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceEvaluator
+from mtl_perception.evaluation.instance_ap import InstanceEvaluator, scaled_min_region_size
 from mtl_perception.evaluation.metrics import MetricAccumulator
 
-#: Pixels of the images the official Cityscapes minimum region size refers to (1024 x 2048).
-CITYSCAPES_PIXELS = 1024 * 2048
 #: Keys :meth:`InstanceScoring.result` reports.
 INSTANCE_METRICS = ("AP", "AP50", "PQ", "SQ", "RQ", "PQ_things", "PQ_stuff")
 
 Outputs = Mapping[str, torch.Tensor]
-
-
-def scaled_min_region_size(height: int, width: int) -> int:
-    """The official 100-pixel minimum gt region of the AP, scaled from 1024 x 2048 to ``height`` x ``width``.
-
-    Rounded and at least 1: a region is counted in whole pixels, and 0 would count every
-    sliver of an instance that the resize left behind.
-    """
-    return max(1, round(MIN_REGION_SIZE * height * width / CITYSCAPES_PIXELS))
 
 
 def batch_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:

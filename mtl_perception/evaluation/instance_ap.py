@@ -43,8 +43,20 @@ from mtl_perception.evaluation.panoptic import PanopticQuality, unique_ids
 OVERLAPS = np.arange(0.5, 1.0, 0.05)
 #: Official minimum ground-truth region size (pixels at 1024 x 2048).
 MIN_REGION_SIZE = 100
+#: Pixels of the images the official minimum region size refers to (1024 x 2048).
+CITYSCAPES_PIXELS = 1024 * 2048
 
 _EVAL_LABELS = [l for l in _CS_LABELS if l.hasInstances and not l.ignoreInEval]
+
+
+def scaled_min_region_size(height: int, width: int) -> int:
+    """The official 100-pixel minimum gt region of the AP, scaled from 1024 x 2048 to ``height`` x ``width``.
+
+    The one definition ``evaluate``, ``bag eval`` and ``bench grouping`` share. Rounded and at
+    least 1: a region is counted in whole pixels, and 0 would count every sliver of an
+    instance that the resize left behind.
+    """
+    return max(1, round(MIN_REGION_SIZE * height * width / CITYSCAPES_PIXELS))
 #: labelIds of the evaluated classes, in the official order.
 EVAL_LABEL_IDS: tuple[int, ...] = tuple(l.id for l in _EVAL_LABELS)
 EVAL_CLASS_NAMES: tuple[str, ...] = tuple(l.name for l in _EVAL_LABELS)

@@ -181,7 +181,7 @@ def _time_method(
     """
     import torch
 
-    from mtl_perception.evaluation.instance_ap import MIN_REGION_SIZE, InstanceAP
+    from mtl_perception.evaluation.instance_ap import InstanceAP, scaled_min_region_size
     from mtl_perception.postprocess.grouping import build_grouper
 
     def synchronize() -> None:
@@ -192,7 +192,7 @@ def _time_method(
     on_device = [(gt, *(None if t is None else t.to(device) for t in tensors)) for gt, *tensors in frames]
     if repeats > 1:  # warm-up
         grouper(*on_device[0][1:])
-    times, ap = [], InstanceAP(min_region_size=MIN_REGION_SIZE * height * width / (1024 * 2048))
+    times, ap = [], InstanceAP(min_region_size=scaled_min_region_size(height, width))
     faults = 0
     for gt, vectors, semantic, confidence in on_device:
         for _ in range(repeats):
