@@ -31,9 +31,9 @@ ROS_JAZZY_WHEELS = [name.replace("ros-", "ros-jazzy-", 1) for name in ROS_WHEELS
 COMMANDS = [
     "node = mtl_perception.ros.node_command:COMMAND",
     "synth = mtl_perception.data.synth_command:COMMAND",
-    "bench = mtl_perception.bench:COMMAND",
+    "bench = mtl_perception.benchmarks.command:COMMAND",
     "demo = mtl_perception.demo:COMMAND",
-    "release = mtl_perception_training.release:COMMAND",
+    "release = mtl_perception_training.release_command:COMMAND",
     "train = mtl_perception_training.train_command:COMMAND",
     "evaluate = mtl_perception.evaluation.evaluate_command:COMMAND",
     "bag = mtl_perception.bag.bag_command:COMMAND",
@@ -44,11 +44,11 @@ COMMANDS = [
 # Targets of `mtl-perception bench TARGET`.
 BENCHMARKS = [
     "node = mtl_perception.ros.node_bench:BENCHMARK",
-    "synth = mtl_perception.data.synth_bench:BENCHMARK",
-    "data = mtl_perception.data.data_bench:BENCHMARK",
-    "grouping = mtl_perception.postprocess.grouping_bench:BENCHMARK",
+    "synth = mtl_perception.benchmarks.synth:BENCHMARK",
+    "data = mtl_perception.benchmarks.data:BENCHMARK",
+    "grouping = mtl_perception.benchmarks.grouping:BENCHMARK",
     "train = mtl_perception_training.train_bench:BENCHMARK",
-    "inference = mtl_perception.inference.inference_bench:BENCHMARK",
+    "inference = mtl_perception.benchmarks.inference:BENCHMARK",
 ]
 
 setup(

@@ -1,4 +1,4 @@
-"""``mtl-perception release``: a training checkpoint -> the small file a vehicle (or the package) ships.
+"""A training checkpoint -> the small file a vehicle (or the package) ships (``mtl-perception release``).
 
 Keeps what ``load_model`` needs (config, weights), what users want to see (step, metrics) and
 the learned task weights (a few numbers, so fine-tuning from the release with
@@ -8,14 +8,11 @@ float16 for the rest: ``mtl_perception.model.compact``).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
-from mtl_perception.command import Command
-from mtl_perception.errors import UserError
-from mtl_perception.io_utils import atomic_write, check_output_path
+from mtl_perception.io_utils import atomic_write
 from mtl_perception.model.compact import compact_state_dict
 
 
@@ -38,27 +35,3 @@ def make_release(checkpoint: Path, out: Path, weights: str = "int8") -> dict:
         release["weighting"] = dict(ckpt["weighting"])
     atomic_write(out, lambda tmp: torch.save(release, tmp))
     return {k: v for k, v in release.items() if k != "model"}
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True, help="training checkpoint (best.pt or last.pt)")
-    parser.add_argument("--out", type=Path, required=True, help="release file to write")
-    parser.add_argument("--weights", choices=("int8", "fp16"), default="int8", help="weight storage (default: int8)")
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.out.resolve() == args.checkpoint.resolve():
-        raise UserError("--out must differ from --checkpoint (the training checkpoint is kept)")
-    check_output_path(args.out, "--out")
-    info = make_release(args.checkpoint, args.out, args.weights)
-    size_mb = args.out.stat().st_size / 1e6
-    print(f"wrote {args.out} ({size_mb:.1f} MB, {args.weights} weights, step {info['step']})")
-    return 0
-
-
-COMMAND = Command(
-    help="package a trained checkpoint for shipping (weights only, int8 or fp16)",
-    add_arguments=_add_arguments,
-    run=_run,
-    description=__doc__,
-)

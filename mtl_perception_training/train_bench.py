@@ -17,7 +17,7 @@ import contextlib
 import time
 from typing import Any
 
-from mtl_perception.bench import Benchmark
+from mtl_perception.benchmarks.base import Benchmark
 
 # Dense bf16 tensor-core peaks from NVIDIA data sheets, matched against the device name.
 _PEAK_BF16_TFLOPS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100", 989.4), ("A100", 312.0), ("L40S", 362.0))

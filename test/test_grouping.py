@@ -12,7 +12,7 @@ from mtl_perception.data.targets import View, instance_centroids, instance_vecto
 from mtl_perception.errors import ConfigError
 from mtl_perception.evaluation.instance_ap import InstanceAP
 from mtl_perception.postprocess.grouping import Instances, build_grouper, group_instances
-from mtl_perception.postprocess.grouping_bench import noisy_votes, synthetic_layout
+from mtl_perception.benchmarks.grouping import noisy_votes, synthetic_layout
 
 H, W = 64, 128
 METHODS = ["votes", "optics"]
@@ -238,7 +238,7 @@ def test_classes_never_merge():
 def test_bench_groups_noisy_votes_and_model_outputs(model_path, tmp_path):
     """``bench grouping`` at its smallest: both sources at every resolution, votes only."""
     from mtl_perception.cli import main
-    from mtl_perception.postprocess.grouping_bench import RESOLUTIONS
+    from mtl_perception.benchmarks.grouping import RESOLUTIONS
 
     out = tmp_path / "grouping.json"
     args = ["--methods", "votes", "--frames", "1", "--repeats", "1", "--model-frames", "1", "--model", str(model_path)]

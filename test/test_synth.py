@@ -15,7 +15,8 @@ from mtl_perception.cli import main
 from mtl_perception.data import pngio
 from mtl_perception.data.labels import CLASS_NAMES, LABEL_ID_TO_TRAIN_ID, SKY_LABEL_ID, label_id
 from mtl_perception.data.synth import generate_dataset, generate_sequence, render_image, render_sequence
-from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE, Camera
+from mtl_perception.data.cityscapes_camera import CITYSCAPES_BASELINE
+from mtl_perception.data.synth.camera import Camera
 from mtl_perception.data.synth.furniture import pole
 from mtl_perception.data.synth.generate import SceneOptions, sequence_scene
 from mtl_perception.data.synth.primitives import Scene, floor

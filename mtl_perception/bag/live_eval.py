@@ -149,7 +149,7 @@ def evaluate_live(
         try:
             from mtl_perception.ros.replay_client import ReplayClient
 
-            ros = ReplayClient(run_ns, outputs, collector)
+            ros = ReplayClient(run_ns, {name: NODE_OUTPUTS[name] for name in outputs}, collector)
             expected = _warm_up(ros, node, collector, first, startup_timeout_s)
             info_topic = camera_info_topic or layout.camera_info_topic(image_topic)
             run = _Replay(ros, collector, writer, scorer, expected, image_topic, info_topic, node_params or [])

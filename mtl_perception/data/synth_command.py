@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from mtl_perception.command import Command
-from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE
+from mtl_perception.data.cityscapes_camera import CITYSCAPES_BASELINE
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

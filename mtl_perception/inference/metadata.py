@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from mtl_perception.data.labels import CLASS_NAMES
 from mtl_perception.data.normalize import MEAN_RGB, STD_RGB
-from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE, CITYSCAPES_FX, CITYSCAPES_WIDTH
+from mtl_perception.data.cityscapes_camera import CITYSCAPES_BASELINE, CITYSCAPES_FX, CITYSCAPES_WIDTH
 from mtl_perception.errors import UserError
 from mtl_perception.model import resolve_model_config
 

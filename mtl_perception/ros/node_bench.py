@@ -47,7 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mtl_perception.bench import Benchmark, bench_model, parse_sizes
+from mtl_perception.benchmarks.base import Benchmark, bench_model, parse_sizes
 from mtl_perception.ros.middleware import configure_fastdds
 
 START_TIMEOUT_S = 300.0

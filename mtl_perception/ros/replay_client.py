@@ -1,34 +1,34 @@
 """The camera and the consumers of a live bag replay, as one rclpy node in this process.
 
 Publishes recorded camera messages byte for byte and hands every output message (raw CDR) to
-a callback with its arrival time; ``mtl_perception.bag.live_eval`` does the timing and scoring.
+a callback with its arrival time; ``mtl_perception.bag.live_eval`` does the timing and scoring
+and names the outputs with their ROS type names, so this module needs nothing of ``bag``.
 """
 from __future__ import annotations
 
+import importlib
 import threading
 import time
-from typing import Any
+from typing import Any, Mapping
 
-from mtl_perception.bag.messages import DISPARITY_IMAGE, IMAGE
-from mtl_perception.bag.output_bag import NODE_OUTPUTS
+
+def message_class(type_name: str) -> type:
+    """The rclpy message class of a ROS type name such as ``sensor_msgs/msg/Image``."""
+    package, kind, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), name)
 
 
 class ReplayClient:
     """This process's side of the replay: publishers of the camera, subscribers of every output."""
 
-    def __init__(self, namespace: str, outputs: list[str], on_output: Any) -> None:
+    def __init__(self, namespace: str, outputs: Mapping[str, str], on_output: Any) -> None:
+        """``outputs``: topic relative to ``namespace`` -> its ROS type name."""
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-        from stereo_msgs.msg import DisparityImage
-        from visualization_msgs.msg import MarkerArray
+        from sensor_msgs.msg import CameraInfo, Image
 
-        types = {
-            IMAGE: Image, DISPARITY_IMAGE: DisparityImage,
-            "visualization_msgs/msg/MarkerArray": MarkerArray, "sensor_msgs/msg/PointCloud2": PointCloud2,
-        }
         self.context = Context()
         rclpy.init(args=[], context=self.context)  # not sys.argv: those are this command's arguments
         self.node = rclpy.create_node("mtl_bag_replay", namespace=namespace, context=self.context)
@@ -44,9 +44,9 @@ class ReplayClient:
         )
         self.image = self.node.create_publisher(Image, "image", camera_qos)
         self.camera_info = self.node.create_publisher(CameraInfo, "camera_info", camera_qos)
-        for relative in outputs:
+        for relative, type_name in outputs.items():
             self.node.create_subscription(
-                types[NODE_OUTPUTS[relative]], relative,
+                message_class(type_name), relative,
                 lambda raw, relative=relative: on_output(relative, time.perf_counter(), raw), output_qos, raw=True,
             )
         self.executor = SingleThreadedExecutor(context=self.context)

@@ -15,12 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Cityscapes' mean camera at 2048 px width, the scale our intrinsics follow.
-CITYSCAPES_WIDTH = 2048
-CITYSCAPES_FX = 2262.52
-#: Stereo baseline (m) of the Cityscapes rig (``extrinsic.baseline`` of most of its cameras):
-#: the synthetic rig's default, so synthetic and real training data share one baseline.
-CITYSCAPES_BASELINE = 0.209313
+from mtl_perception.data.cityscapes_camera import CITYSCAPES_BASELINE, CITYSCAPES_FX, CITYSCAPES_WIDTH
+
 #: Forward offset of the camera from the vehicle origin, as in Cityscapes' ``extrinsic.x``.
 MOUNT_X = 1.7
 

@@ -22,7 +22,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from mtl_perception.data.synth.camera import CITYSCAPES_BASELINE, Camera, random_camera
+from mtl_perception.data.cityscapes_camera import CITYSCAPES_BASELINE
+from mtl_perception.data.synth.camera import Camera, random_camera
 from mtl_perception.data.synth.primitives import Scene
 from mtl_perception.data.synth.render import Frame, render
 from mtl_perception.data.synth.scene import random_scene

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtl_perception.bench import Benchmark, parse_sizes
+from mtl_perception.benchmarks.base import Benchmark, parse_sizes
 from mtl_perception.errors import UserError
 
 

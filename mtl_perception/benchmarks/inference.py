@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtl_perception.bench import Benchmark, bench_model, parse_sizes
+from mtl_perception.benchmarks.base import Benchmark, bench_model, parse_sizes
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

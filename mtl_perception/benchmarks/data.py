@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtl_perception.bench import Benchmark
+from mtl_perception.benchmarks.base import Benchmark
 from mtl_perception.errors import UserError
 
 SIZES = ((128, 256), (256, 512))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from mtl_perception.bench import Benchmark
+from mtl_perception.benchmarks.base import Benchmark
 from mtl_perception.data.labels import LABEL_ID_TO_TRAIN_ID, label_id
 from mtl_perception.errors import UserError
 
