@@ -1,4 +1,5 @@
-"""Checkpoint files: atomic writes, safe loads, and the random-number state of a run.
+"""Training checkpoints: atomic writes, what a resume needs, and the random-number state of a run
+(they are read by ``mtl_perception.model.checkpoint.read_checkpoint``, the one reader).
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts so that it loads
 with ``torch.load(weights_only=True)``, which never runs code from the file. That is why the
@@ -17,7 +18,6 @@ import torch
 
 from mtl_perception.errors import UserError
 from mtl_perception.io_utils import atomic_write
-from mtl_perception.model.checkpoint import safe_torch_load
 
 #: Version of the trainer's checkpoint layout; bumped when keys change meaning.
 CHECKPOINT_FORMAT = 1
@@ -28,15 +28,6 @@ RESUME_KEYS = ("weighting", "optimizer", "scheduler", "scaler", "step", "rng")
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by ``save_checkpoint`` without executing code from it."""
-    path = Path(path)
-    ckpt = safe_torch_load(path)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise UserError(f"{path} is not an mtl_perception training checkpoint (no 'model'/'config')")
-    return ckpt
 
 
 def check_resumable(ckpt: Mapping[str, Any], path: Path) -> None:

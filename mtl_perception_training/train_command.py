@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     from mtl_perception.errors import ConfigError
     from mtl_perception.io_utils import check_output_path
 
-    from mtl_perception_training.checkpoint_io import load_checkpoint
+    from mtl_perception.model.checkpoint import read_checkpoint
     from mtl_perception_training.train_config import resolve_train_config
     from mtl_perception_training.trainer import Trainer, TrainingStopped
 
@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     check_output_path(args.out, "--out", kind="folder")
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError(f"--stop-after must be a positive step number, got {args.stop_after}")
-    raw = load_config(args.config) if args.config else load_checkpoint(args.out / "last.pt")["config"]
+    raw = load_config(args.config) if args.config else read_checkpoint(args.out / "last.pt")["config"]
     cfg = resolve_train_config(apply_overrides(raw, args.overrides))
     main_process = int(os.environ.get("RANK", "0")) == 0
     try:

@@ -53,7 +53,6 @@ from mtl_perception_training.checkpoint_io import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
     check_resumable,
-    load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
@@ -351,7 +350,7 @@ class Trainer:
 
     def _load_last(self) -> str | None:
         path = self.out_dir / "last.pt"
-        ckpt = load_checkpoint(path)
+        ckpt = read_checkpoint(path)
         check_resumable(ckpt, path)
         check_resume_config(self.cfg, ckpt["config"])
         if self.ctx.is_main:  # a write killed mid-way left its temporary file; nothing writes now

@@ -21,7 +21,7 @@ import yaml
 from mtl_perception.cli import main
 from mtl_perception.config import apply_overrides, load_config
 from mtl_perception.errors import ConfigError, UserError
-from mtl_perception.model.checkpoint import load_model
+from mtl_perception.model.checkpoint import load_model, read_checkpoint
 from mtl_perception_training import checkpoint_io, trainer as trainer_module
 from mtl_perception_training.optim import build_optimizer
 from mtl_perception_training.release import make_release
@@ -115,7 +115,7 @@ def test_training_lowers_every_task_loss_and_learns_a_weight_per_task(synth_root
     assert list((out / "tb").glob("events.out.tfevents.*"))
 
     # best.pt and last.pt rebuild the model from the file alone; the checkpoint loads weights-only.
-    best = checkpoint_io.load_checkpoint(out / "best.pt")
+    best = read_checkpoint(out / "best.pt")
     assert best["best"]["metric"] == "miou" and best["step"] in (20, 40)
     model, config = load_model(out / "last.pt")
     assert config["model"]["aspp_channels"] == 32 and model.tasks == TASKS
@@ -235,9 +235,9 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
 
     state = checkpoint_io.capture_rng_state()
     expected = (random.random(), np.random.rand(), torch.rand(3))
-    checkpoint_io.save_checkpoint(tmp_path / "c.pt", {"model": {}, "config": {}, "rng": [state]})
+    checkpoint_io.save_checkpoint(tmp_path / "c.pt", {"model": {}, "config": {"model": {}}, "rng": [state]})
     random.random(), np.random.rand(), torch.rand(3)  # move every generator on
-    checkpoint_io.restore_rng_state(checkpoint_io.load_checkpoint(tmp_path / "c.pt")["rng"][0])
+    checkpoint_io.restore_rng_state(read_checkpoint(tmp_path / "c.pt")["rng"][0])
     again = (random.random(), np.random.rand(), torch.rand(3))
     assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
 
