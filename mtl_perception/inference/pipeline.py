@@ -84,6 +84,13 @@ class InstanceInfo:
     score: float
 
 
+#: How the colour outputs look, the same in the node (its parameters' defaults), ``bag eval``'s
+#: output bags and the demo: class colours at this opacity over the camera image, and the depth
+#: range (m) spread over the depth colour scale.
+COLOR_ALPHA = 0.6
+DEPTH_COLOR_RANGE_M = (3.0, 80.0)
+
+
 @dataclass
 class PipelineResult:
     """Host arrays at the output resolution; ``None`` for outputs not requested."""
@@ -182,8 +189,8 @@ class Pipeline:
     metres mapped to the depth colour scale. ``cpu_threads``: torch threads for pre- and
     post-processing on the CPU (the forward keeps the backend's own): these are small,
     memory-bound operations, and with two threads each one waits at a barrier for a thread the
-    OS may have given to another process. Measured here with the second core busy: 0.03 ms for
-    a 256 x 512 multiply on one thread, 2-16 ms on two. ``None`` leaves torch's setting.
+    OS may have given to another process (a busy second core makes them 100x slower, not 2x
+    faster). ``None`` leaves torch's setting.
     The setting is process-wide while a frame is processed: run one pipeline per process or
     thread pool, as the node does.
     """
@@ -196,8 +203,8 @@ class Pipeline:
         network_size: tuple[int, int] | None = None,
         grouping_settings: Mapping[str, Any] | None = None,
         min_disparity: float = 0.05,
-        color_alpha: float = 0.5,
-        depth_range: tuple[float, float] = (3.0, 80.0),
+        color_alpha: float = COLOR_ALPHA,
+        depth_range: tuple[float, float] = DEPTH_COLOR_RANGE_M,
         cpu_threads: int | None = 1,
     ) -> None:
         if output_resolution not in ("input", "network"):

@@ -19,6 +19,7 @@ from rclpy.parameter import Parameter
 
 from mtl_perception.errors import ConfigError
 from mtl_perception.inference.factory import BACKENDS
+from mtl_perception.inference.pipeline import COLOR_ALPHA, DEPTH_COLOR_RANGE_M
 from mtl_perception.postprocess.grouping import METHODS as GROUPING_METHODS
 from mtl_perception.ros.compat import add_parameter_callbacks
 from mtl_perception.ros.qos import IMAGE_RELIABILITY, RELIABILITY
@@ -105,11 +106,11 @@ SPECS: dict[str, Spec] = {
         "(only right for a camera of the rig the model was trained on: the network's disparity refers to that rig).",
     ),
     "semantic_color_alpha": Spec(
-        0.6, "Opacity of the class colours in semantic/color over the camera image (1 = colours only).",
+        COLOR_ALPHA, "Opacity of the class colours in semantic/color over the camera image (1 = colours only).",
         range=(0.0, 1.0),
     ),
-    "depth_color_min_m": Spec(3.0, "Depth (m) mapped to the warm end of depth/color.", range=(0.1, 1000.0)),
-    "depth_color_max_m": Spec(80.0, "Depth (m) mapped to the cold end of depth/color.", range=(0.1, 1000.0)),
+    "depth_color_min_m": Spec(DEPTH_COLOR_RANGE_M[0], "Depth (m) mapped to the warm end of depth/color.", range=(0.1, 1000.0)),
+    "depth_color_max_m": Spec(DEPTH_COLOR_RANGE_M[1], "Depth (m) mapped to the cold end of depth/color.", range=(0.1, 1000.0)),
     "points_stride": Spec(2, "Publish every n-th pixel (in x and in y) in 'points'.", range=(1, 64)),
     "points_max_depth_m": Spec(80.0, "Points farther than this (m) are left out of 'points'.", range=(1.0, 1000.0)),
 }
