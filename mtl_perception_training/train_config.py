@@ -41,6 +41,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "cache_dir": None,  # decoded-sample cache (see CityscapesDataset)
     },
     "model": {},  # see mtl_perception.model (its own defaults and checks)
+    "loss": {
+        "semantic_hard_pixels": 1.0,  # share of labelled pixels in the cross-entropy, hardest first (1: all, the paper)
+    },
     "weighting": {"method": "uncertainty", "form": "paper"},  # see training.weighting
     "optim": {
         "name": "adam",  # sgd | adam
@@ -49,6 +52,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "weight_decay": 1e-4,
         "steps": 1000,
         "poly_power": 0.9,
+        "warmup_steps": 0,  # linear warm-up from lr / 100 before the poly decay (new heads on a trained backbone)
     },
     "train": {
         "seed": 0,
@@ -62,6 +66,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "sync_bn": True,  # synchronise BatchNorm statistics across processes under torchrun
         "deterministic": False,  # deterministic kernels (slower); exact resume on CPU holds either way
         "init_from": None,  # checkpoint (or released model) whose weights start this run; fresh optimiser
+        "ema_decay": 0.0,  # > 0: validate and keep (best.pt) an exponential moving average of the weights
     },
 }
 
@@ -90,6 +95,9 @@ _CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "batch_size": (lambda v: _is_int(v, 1), "a positive integer"),
         "cache_dir": (lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path or null"),
     },
+    "loss": {
+        "semantic_hard_pixels": (lambda v: _is_pos_number(v) and v <= 1, "a number in (0, 1]"),
+    },
     "optim": {
         "name": (lambda v: v in ("sgd", "adam"), "sgd or adam"),
         "lr": (_is_pos_number, "a positive number"),
@@ -97,6 +105,7 @@ _CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "weight_decay": (_is_nonneg_number, "a number >= 0"),
         "steps": (lambda v: _is_int(v, 1), "a positive integer"),
         "poly_power": (_is_nonneg_number, "a number >= 0"),
+        "warmup_steps": (lambda v: _is_int(v, 0), "an integer >= 0"),
     },
     "train": {
         "seed": (lambda v: _is_int(v, 0), "an integer >= 0"),
@@ -110,6 +119,7 @@ _CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "sync_bn": (lambda v: isinstance(v, bool), "true or false"),
         "deterministic": (lambda v: isinstance(v, bool), "true or false"),
         "init_from": (lambda v: v is None or (isinstance(v, str) and v != ""), "a checkpoint path or null"),
+        "ema_decay": (lambda v: _is_nonneg_number(v) and v < 1, "a number in [0, 1)"),
     },
 }
 
@@ -140,6 +150,8 @@ def resolve_train_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     out["model"] = resolve_model_config(out["model"])
     AugmentConfig.from_dict(out["data"]["augment"])  # raises ConfigError for bad keys or values
     build_weighting(out["weighting"], out["model"]["tasks"])  # raises ConfigError for bad keys
+    if out["optim"]["warmup_steps"] >= out["optim"]["steps"]:
+        raise ConfigError(f"optim.warmup_steps ({out['optim']['warmup_steps']}) must be below optim.steps ({out['optim']['steps']})")
     best = out["train"]["best_metric"]
     if best != "auto" and _metric_task(best) not in out["model"]["tasks"]:
         raise ConfigError(f"train.best_metric {best!r} needs the {_metric_task(best)} task, not in model.tasks")

@@ -37,6 +37,7 @@ import torch
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
 from mtl_perception.data.cityscapes import CityscapesDataset
@@ -134,13 +135,16 @@ def _ignore_signals_in_worker(_worker_id: int) -> None:
 class TrainStep(nn.Module):
     """Network, losses and weighting as one module, so DDP averages the s_i gradients too."""
 
-    def __init__(self, model: nn.Module, weighting: nn.Module, ctx: DistContext) -> None:
+    def __init__(
+        self, model: nn.Module, weighting: nn.Module, ctx: DistContext, loss_settings: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.model, self.weighting, self.ctx = model, weighting, ctx
+        self.loss_settings = dict(loss_settings or {})
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         outputs = self.model(batch["image"])
-        losses = task_losses(outputs, batch, self.model.tasks)
+        losses = task_losses(outputs, batch, self.model.tasks, self.loss_settings)
         if self.ctx.distributed:
             losses = self._global_masked_means(losses, batch)
         return self.weighting(losses), losses
@@ -275,14 +279,19 @@ class Trainer:
         # Strategies that look inside the network (GradNorm: gradient norms at the last shared
         # layer) get it once it is on its device; for the others binding does nothing.
         self.weighting.bind_model(self.model)
-        step_module = TrainStep(self.model, self.weighting, ctx)
+        step_module = TrainStep(self.model, self.weighting, ctx, cfg["loss"])
         self.train_step_module: nn.Module = step_module
         if ctx.distributed:
             self.train_step_module = DistributedDataParallel(
                 step_module, device_ids=[device] if device.type == "cuda" else None
             )
         self.optimizer = build_optimizer(ocfg, self.model, self.weighting)
-        self.scheduler = build_poly_schedule(self.optimizer, ocfg["steps"], ocfg["poly_power"])
+        self.scheduler = build_poly_schedule(self.optimizer, ocfg["steps"], ocfg["poly_power"], ocfg["warmup_steps"])
+        # Weight averaging: validation and best.pt see the average, training steps the raw weights.
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(tcfg["ema_decay"]), use_buffers=True)
+            if tcfg["ema_decay"] > 0 else None
+        )
         self.amp_dtype = _amp_dtype(tcfg["amp"], device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.best_name, self.higher_is_better = best_metric(cfg)
@@ -361,6 +370,8 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt["ema"])
         self.step = self.saved_step = int(ckpt["step"])
         self.best, self.metrics = ckpt.get("best"), dict(ckpt.get("metrics") or {})
         rng = ckpt["rng"]
@@ -395,6 +406,8 @@ class Trainer:
                 f"{'shapes differ for' if mismatched else 'it lacks'} {', '.join((mismatched or missing)[:3])}"
             )
         self.model.load_state_dict({**mine, **{k: theirs[k] for k in common}})
+        if self.ema is not None:  # the average starts from the loaded weights, not the random ones
+            self.ema.module.load_state_dict(self.model.state_dict())
         fresh = sorted({k.split(".")[1] if k.startswith("decoders.") else k.split(".")[0] for k in mine.keys() - theirs.keys()})
         weighting = ckpt.get("weighting")
         same_strategy = ckpt["config"].get("weighting", {}).get("method") == self.cfg["weighting"]["method"]
@@ -474,6 +487,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         values.update(self.weighting.log_values())
         values["lr"] = lr
         return values, bool(reduced[-1] > 0)
@@ -494,7 +509,7 @@ class Trainer:
         if self.val_loader is None:
             return
         acc = accumulate(
-            self.model, self.val_loader, self.ctx.device, self.model.tasks, self.amp_dtype, self.channels_last
+            self._validated_model(), self.val_loader, self.ctx.device, self.model.tasks, self.amp_dtype, self.channels_last
         )
         if self.ctx.distributed:
             acc.load_state_tensor(distributed.all_reduce_sum(acc.state_tensor(), self.ctx))
@@ -512,13 +527,17 @@ class Trainer:
                     {
                         "format": CHECKPOINT_FORMAT,
                         "config": self.cfg,
-                        "model": self.model.state_dict(),
+                        "model": self._validated_model().state_dict(),
                         "weighting": self.weighting.state_dict(),
                         "step": self.step,
                         "metrics": self.metrics,
                         "best": self.best,
                     },
                 )
+
+    def _validated_model(self) -> nn.Module:
+        """What validation scores and best.pt keeps: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _save_last(self) -> None:
         """Write ``last.pt`` (collective: gathers every process's random state)."""
@@ -534,6 +553,7 @@ class Trainer:
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "scaler": self.scaler.state_dict(),
+                    **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
                     "step": self.step,
                     "rng": rng,
                     "metrics": self.metrics,

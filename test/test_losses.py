@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from mtl_perception.data.labels import IGNORE_INDEX
 from mtl_perception_training.losses import depth_loss, instance_loss, semantic_loss, task_losses
 
 
@@ -77,3 +78,17 @@ def test_task_losses_takes_dataset_batch_and_task_subset():
 def test_size_mismatch_is_reported():
     with pytest.raises(ValueError, match=r"depth: prediction is \(4, 4\) but its target is \(8, 8\)"):
         depth_loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 8, 8), torch.ones(1, 8, 8, dtype=torch.bool))
+
+
+def test_hard_pixel_mining_keeps_the_hardest_share_of_labelled_pixels():
+    # Four labelled pixels with per-pixel cross-entropies c0 < c1 < c2 < c3, one ignored pixel.
+    logits = torch.zeros(1, 2, 1, 5)
+    logits[0, 0, 0] = torch.tensor([4.0, 2.0, 0.0, -2.0, 50.0])  # class 0 score; class 1 stays 0
+    labels = torch.tensor([[[0, 0, 0, 0, IGNORE_INDEX]]])
+    per_pixel = torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="none")[0, 0, :4]
+    assert semantic_loss(logits, labels, hard_pixels=0.5).item() == pytest.approx(per_pixel[2:].mean().item())
+    assert semantic_loss(logits, labels, hard_pixels=0.25).item() == pytest.approx(per_pixel[3].item())
+    assert semantic_loss(logits, labels).item() == pytest.approx(per_pixel.mean().item())  # the paper's loss
+    nothing = torch.full((1, 1, 5), IGNORE_INDEX)
+    empty = semantic_loss(logits.requires_grad_(), nothing, hard_pixels=0.5)
+    assert empty.item() == 0.0 and empty.requires_grad  # a batch without labels: an exact, attached 0

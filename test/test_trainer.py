@@ -124,9 +124,11 @@ def test_training_lowers_every_task_loss_and_learns_a_weight_per_task(synth_root
 
 
 # ------------------------------------------------------------------------------------ resume
-def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(synth_root, tmp_path):
+@pytest.mark.parametrize("recipe", [(), ("optim.warmup_steps=2", "train.ema_decay=0.9", "loss.semantic_hard_pixels=0.3")],
+                         ids=["paper", "warmup_ema_hard_pixels"])
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(synth_root, tmp_path, recipe):
     # Batch 2 of 8 images: 4 steps per epoch, so stopping after step 3 resumes mid-epoch.
-    cfg = tiny_config(synth_root, "data.batch_size=2", "optim.steps=6", "train.val_every=0", "train.ckpt_every=100")
+    cfg = tiny_config(synth_root, "data.batch_size=2", "optim.steps=6", "train.val_every=0", "train.ckpt_every=100", *recipe)
     fit(cfg, tmp_path / "straight")
     paused = fit(cfg, tmp_path / "resumed", stop_after=3)
     assert paused.step == 3
@@ -138,6 +140,8 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(synth_root, t
     assert a["step"] == b["step"] == 6
     assert_same_state(a["model"], b["model"])
     assert_same_state(a["weighting"], b["weighting"])
+    if recipe:  # the weight average is resumed too
+        assert_same_state(a["ema"], b["ema"])
     # The resumed log holds each step once, with the uninterrupted run's losses.
     def logged(run: str) -> list[dict[str, str]]:
         return [{k: v for k, v in r.items() if k != "images_per_s"} for r in read_csv(tmp_path / run / "train.csv")]
@@ -277,9 +281,9 @@ def test_nan_loss_stops_and_leaves_the_last_good_checkpoint(synth_root, tmp_path
     calls = {"n": 0}
     real_losses = trainer_module.task_losses
 
-    def losses_nan_at_step_4(outputs, batch, tasks):
+    def losses_nan_at_step_4(outputs, batch, tasks, settings=None):
         calls["n"] += 1
-        losses = real_losses(outputs, batch, tasks)
+        losses = real_losses(outputs, batch, tasks, settings)
         if calls["n"] == 4:
             losses["depth"] = losses["depth"] * float("nan")
         return losses
@@ -383,6 +387,32 @@ def test_poly_schedule_and_parameter_groups():
         sched.step()
         assert groups["network"]["lr"] == pytest.approx(0.1 * (1 - step / 10) ** 0.9)
         assert groups["weighting"]["lr"] == pytest.approx(0.05 * (1 - step / 10) ** 0.9)
+
+
+def test_warm_up_ramps_to_the_rate_then_decays_to_zero():
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = build_poly_schedule(opt, steps=10, power=1.0, warmup_steps=4)
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates[0] == pytest.approx(0.001)  # 1% of the rate at the first step
+    assert rates[:5] == sorted(rates[:5]) and rates[4] == pytest.approx(0.1)  # up to the rate at the warm-up's end
+    assert rates[4:] == sorted(rates[4:], reverse=True) and rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert rates[7] == pytest.approx(0.1 * (1 - 3 / 6))  # poly (power 1) over the 6 steps left
+
+
+def test_weight_averaging_is_what_validation_scores_and_best_pt_keeps(synth_root, tmp_path):
+    cfg = tiny_config(synth_root, "optim.steps=4", "train.val_every=4", "train.ema_decay=0.5", "optim.lr=0.01")
+    fit(cfg, tmp_path / "run")
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    average = {k[len("module."):]: v for k, v in last["ema"].items() if k.startswith("module.")}
+    assert_same_state(best["model"], average)
+    weight = "backbone.conv1.weight"
+    assert not torch.equal(last["model"][weight], average[weight])  # the raw weights moved on past the average
 
 
 # ------------------------------------------------------------------------ configs and CLI
