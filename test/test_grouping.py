@@ -210,6 +210,18 @@ def test_far_votes_stay_unassigned():
     assert not far.labels.any()
 
 
+def test_count_thresholds_follow_the_area_of_the_resolution():
+    """A distant person of 2 x 3 pixels at 128 rows (what 4 x 6 is at 256) is found by default;
+    at 256 rows the same 6 pixels are below its 8-pixel minimum."""
+    for height, found in ((128, True), (256, False)):
+        gt = np.full((height, 2 * height), 7, np.int32)
+        gt[40:43, 40:42] = 24001  # 6 pixels of person
+        gt[60:90, 100:140] = 26001  # and a car
+        vectors, semantic = _inputs(gt)
+        inst = group_instances(vectors, semantic)
+        assert bool(inst.labels[41, 41]) is found and bool(inst.labels[70, 120]), height
+
+
 def test_settings_are_checked():
     with pytest.raises(ConfigError, match="unknown grouping method 'kmeans'"):
         build_grouper("kmeans")

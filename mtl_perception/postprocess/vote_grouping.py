@@ -23,7 +23,9 @@ from typing import Callable
 
 import torch
 
-from mtl_perception.postprocess.grouping import Grouper, Peaks, Votes, check_setting, flat_where, is_whole, take
+from mtl_perception.postprocess.grouping import (
+    Grouper, Peaks, Votes, check_setting, count_threshold, flat_where, is_whole, take,
+)
 
 #: Bound on the elements of one candidates x window block.
 _BLOCK_ELEMENTS = 1 << 22
@@ -101,17 +103,18 @@ def _window_maxima(smooth: torch.Tensor, candidate: torch.Tensor, r: int) -> tor
 class VoteGrouping(Grouper):
     """Vote histogram + peak picking. ``nms_kernel``: odd window (bins) in which a peak is the
     maximum, i.e. the closest two same-class centres can be and stay apart is about
-    ``(nms_kernel // 2 + 1) * bin_size`` pixels. ``peak_threshold``: smoothed votes a peak needs.
+    ``(nms_kernel // 2 + 1) * bin_size`` pixels. ``peak_threshold``: smoothed votes a peak needs;
+    default 8 at 256 rows, scaled with the area (``count_threshold``).
     """
 
     name = "votes"
     nms_kernel: int = 5
-    peak_threshold: float = 8.0
+    peak_threshold: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_setting(self, "nms_kernel", is_whole(self.nms_kernel, 1) and self.nms_kernel % 2 == 1, "an odd integer")
-        check_setting(self, "peak_threshold", self.peak_threshold > 0, "> 0")
+        check_setting(self, "peak_threshold", self.peak_threshold is None or self.peak_threshold > 0, "> 0")
 
     def find_peaks(self, votes: Votes) -> Peaks:
         device = votes.hist.device
@@ -121,7 +124,8 @@ class VoteGrouping(Grouper):
         present = flat_where(hist.sum(dim=(1, 2)), operator.gt, 0)  # (image, class) groups with votes
         hist = hist.index_select(0, present)
         smooth = _smooth(hist)
-        candidate = flat_where(smooth, operator.ge, self.peak_threshold)
+        threshold = self.peak_threshold if self.peak_threshold is not None else count_threshold(votes.height, 8.0)
+        candidate = flat_where(smooth, operator.ge, threshold)
         index = _window_maxima(smooth, candidate, int(self.nms_kernel) // 2)
         sub_group, cell = index // cells, index % cells
         # Sub-bin position: centre of mass of the raw 3 x 3 neighbourhood.
