@@ -104,12 +104,11 @@ def test_default_is_paper_uncertainty():
 
 
 def test_registry_holds_every_strategy():
-    from mtl_perception_training.weighting import DynamicWeightAverage
-    from mtl_perception_training.weighting import GradNorm
+    from mtl_perception_training.weighting import DynamicWeightAverage, GradNorm, LossNormalization
 
     assert WEIGHTINGS == {
         "uncertainty": UncertaintyWeighting, "fixed": FixedWeighting, "equal": EqualWeighting,
-        "dwa": DynamicWeightAverage, "gradnorm": GradNorm,
+        "dwa": DynamicWeightAverage, "gradnorm": GradNorm, "normalized": LossNormalization,
     }
     assert all(issubclass(cls, TaskWeighting) for cls in WEIGHTINGS.values())
 
@@ -138,3 +137,26 @@ def test_wrong_loss_keys_are_refused():
 def test_config_errors(cfg, message):
     with pytest.raises(ConfigError, match=message):
         build_weighting(cfg, TASKS)
+
+
+def test_loss_normalization_weights_each_task_by_half_its_inverse_running_mean():
+    norm = build_weighting({"method": "normalized", "momentum": 0.5}, ["semantic", "depth"])
+    first = {"semantic": torch.tensor(2.0), "depth": torch.tensor(0.5)}
+    assert norm(first).item() == pytest.approx(1.0)  # each loss over twice itself: 0.5 + 0.5
+    assert norm.weights() == pytest.approx({"semantic": 0.25, "depth": 1.0})
+    norm({"semantic": torch.tensor(4.0), "depth": torch.tensor(0.5)})
+    # Bias-corrected mean of semantic after 2, 4 with momentum 0.5: (0.25 * 2 + 0.5 * 4) / 0.75 = 10/3.
+    assert norm.weights()["semantic"] == pytest.approx(0.5 / (10 / 3))
+    # The fixed point of the uncertainty weighting (exp(-s) = 1 / (2 L) for a classification loss)
+    # is this weight: learned s there and normalisation weigh a task alike.
+    learned = build_weighting({"method": "uncertainty", "form": "paper"}, ["semantic"])
+    with torch.no_grad():
+        learned.log_vars["semantic"].fill_(math.log(2 * 10 / 3))
+    assert learned.weights()["semantic"] == pytest.approx(norm.weights()["semantic"])
+    state = norm.state_dict()
+    again = build_weighting({"method": "normalized", "momentum": 0.5}, ["semantic", "depth"])
+    again.load_state_dict(state)
+    assert again.weights() == pytest.approx(norm.weights())  # the running mean resumes
+    norm.eval()
+    norm({"semantic": torch.tensor(100.0), "depth": torch.tensor(100.0)})
+    assert again.weights() == pytest.approx(norm.weights())  # eval mode records nothing

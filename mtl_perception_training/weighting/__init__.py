@@ -15,6 +15,7 @@ from mtl_perception_training.weighting.base import TaskWeighting
 from mtl_perception_training.weighting.dwa import DynamicWeightAverage
 from mtl_perception_training.weighting.fixed import EqualWeighting, FixedWeighting
 from mtl_perception_training.weighting.gradnorm import GradNorm
+from mtl_perception_training.weighting.normalized import LossNormalization
 from mtl_perception_training.weighting.uncertainty import UncertaintyWeighting
 
 WEIGHTINGS: dict[str, type[TaskWeighting]] = {
@@ -23,6 +24,7 @@ WEIGHTINGS: dict[str, type[TaskWeighting]] = {
     "equal": EqualWeighting,
     "dwa": DynamicWeightAverage,
     "gradnorm": GradNorm,
+    "normalized": LossNormalization,
 }
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "EqualWeighting",
     "FixedWeighting",
     "GradNorm",
+    "LossNormalization",
     "TaskWeighting",
     "UncertaintyWeighting",
     "build_weighting",
