@@ -1,13 +1,15 @@
 """``mtl-perception bench inference``: bare forward vs the whole pipeline, per backend.
 
-For each backend (those that can run here), precision and resolution: the bare forward latency
+For each backend (those that can run here), precision, network size and camera size (the
+camera can be larger than the network, as on a vehicle: ``--camera-sizes``), and each output
+resolution (``network``, the node's default, or the camera's ``input``): the bare forward latency
 (``backend.forward`` on a ready input tensor), the pipeline latency (uint8 camera image in,
 host arrays out, default outputs: semantic, instances, metric depth), their ratio (the
 pipeline's overhead; target <= 1.15 at 256x512 on the CPU) and frames per second. Forward and
 pipeline calls are interleaved, so load from other processes hits both alike; medians are
 reported, with two ratios that varying load cannot skew: ``ratio_in_call`` (each pipeline
 call's total over its own forward stage) and ``cpu_ratio`` (CPU time, all threads). The
-image is a rendered synthetic street scene at the network size.
+image is a rendered synthetic street scene at the camera size.
 
 Model: ``--model``, else the shipped default model, else a randomly initialised network with
 the ``model:`` section of ``config/train/synthetic.yaml`` (ResNet-18 at output stride 16). A
@@ -35,6 +37,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backends", default="auto", help="comma list of torch,onnxruntime,tensorrt (default: all usable here)"
     )
     parser.add_argument("--sizes", default="256x512", help="comma list of HxW network sizes (default: 256x512)")
+    parser.add_argument(
+        "--camera-sizes", default=None,
+        help="comma list of HxW camera image sizes, each run at every network size (default: the network sizes)",
+    )
+    parser.add_argument(
+        "--output-resolutions", default="network",
+        help="comma list of network,input: where outputs are made (default: network, the node's default)",
+    )
     parser.add_argument(
         "--precisions", default="auto", help="comma list of fp32,fp16,bf16 (default: fp32 on CPU, +fp16 on GPU)"
     )
@@ -107,14 +117,15 @@ def _measure(pipeline: Any, image: Any, repeats: int, warmup: int) -> dict[str, 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| backend | device | precision | size | forward ms | pipeline ms | ratio | ratio in call | cpu ratio "
-        "| fps | pre / post (grouping) / copy ms |"
+        "| backend | device | precision | size | camera | outputs at | forward ms | pipeline ms | ratio "
+        "| ratio in call | cpu ratio | fps | pre / post (grouping) / copy ms |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         s = r["stages_ms"]
         lines.append(
-            f"| {r['backend']} | {r['device']} | {r['precision']} | {r['size']} | {r['forward_ms']:.1f} | "
+            f"| {r['backend']} | {r['device']} | {r['precision']} | {r['size']} | {r['camera']} | "
+            f"{r['output_resolution']} | {r['forward_ms']:.1f} | "
             f"{r['pipeline_ms']:.1f} | {r['ratio']:.3f} | {r['ratio_in_call']:.3f} | {r['cpu_ratio']:.3f} | "
             f"{r['fps']:.1f} | "
             f"{s['preprocess']:.1f} / {s['postprocess']:.1f} ({r['grouping_ms']:.1f}) / {s['copy']:.1f} |"
@@ -146,23 +157,32 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         precisions = [p.strip() for p in args.precisions.split(",")]
     sizes = parse_sizes(args.sizes)
+    cameras = parse_sizes(args.camera_sizes, "--camera-sizes") if args.camera_sizes else None
+    resolutions = [r.strip() for r in args.output_resolutions.split(",")]
+    if not resolutions or any(r not in ("network", "input") for r in resolutions):
+        raise UserError(f"--output-resolutions: a comma list of network and input, got {args.output_resolutions!r}")
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="mtl_bench_") as tmp:
         model_path, model_desc = bench_model(args.model, Path(tmp))
         for h, w in sizes:
-            image = render_image("val", 0, h, w, seed=0).rgb
             for name in backends:
                 for precision in precisions:
                     options: dict[str, Any] = {"cache_dir": Path(tmp)} if name != "torch" else {}
                     if name == "tensorrt":
                         options.update(height=h, width=w)
                     backend = create_backend(name, model_path, device, precision, **options)
-                    pipeline = Pipeline(backend, network_size=(h, w))
-                    row = {"backend": name, "device": str(device), "precision": precision, "size": f"{h}x{w}"}
-                    row.update(_measure(pipeline, image, args.repeats, args.warmup))
-                    rows.append(row)
-                    print(_table([row]).splitlines()[-1], flush=True)
+                    for ch, cw in cameras or [(h, w)]:
+                        image = render_image("val", 0, ch, cw, seed=0).rgb
+                        for resolution in resolutions:
+                            pipeline = Pipeline(backend, network_size=(h, w), output_resolution=resolution)
+                            row = {
+                                "backend": name, "device": str(device), "precision": precision, "size": f"{h}x{w}",
+                                "camera": f"{ch}x{cw}", "output_resolution": resolution,
+                            }
+                            row.update(_measure(pipeline, image, args.repeats, args.warmup))
+                            rows.append(row)
+                            print(_table([row]).splitlines()[-1], flush=True)
     table = _table(rows)
     print(table)
     return {"model": model_desc, "torch_threads": torch.get_num_threads(), "results": rows, "table": table}
