@@ -36,7 +36,7 @@ from typing import Any
 
 from mtl_perception.bag import messages
 from mtl_perception.bag.output_bag import NODE_OUTPUTS, OutputBag
-from mtl_perception.bag.reader import BagInput, Frame
+from mtl_perception.bag.reader import BagFrame, BagInput
 from mtl_perception.bag.report import latency_percentiles, reading_notes
 from mtl_perception.bag.scoring import BagScorer, instances_from_map, scores_from_markers
 from mtl_perception.bag import topics as layout
@@ -50,7 +50,7 @@ _READ_AHEAD = 32
 _WARMUP_PERIOD_S = 0.5
 
 
-class _Node:
+class _NodeProcess:
     """The perception node as a subprocess; its output is kept for error messages."""
 
     def __init__(self, model: Path, namespace: str, params: list[str]) -> None:
@@ -99,7 +99,7 @@ def _restamp(raw: bytes, msgtype: str, stamp: int) -> bytes:
     return bytes(messages.TYPESTORE.serialize_cdr(msg, msgtype))
 
 
-class _Collector:
+class _OutputCollector:
     """Outputs per stamp (called from the executor thread); scoring and bag writing happen in ``drain``."""
 
     def __init__(self) -> None:
@@ -143,8 +143,8 @@ def evaluate_live(
             raise UserError(f"{bag}: no usable image on {image_topic}")
         outputs = list(NODE_OUTPUTS) if out_bag else list(_SCORED)
         writer = OutputBag(out_bag, namespace) if out_bag else None
-        collector = _Collector()
-        node = _Node(Path(model), run_ns, node_params or [])
+        collector = _OutputCollector()
+        node = _NodeProcess(Path(model), run_ns, node_params or [])
         ros = None
         try:
             from mtl_perception.ros.replay_client import ReplayClient
@@ -165,7 +165,7 @@ def evaluate_live(
     return run.report(bag, model, image_topic, gt_topics, out_bag, rate_factor, stats, outputs), scorer.examples()
 
 
-def _warm_up(ros: Any, node: _Node, collector: _Collector, frame: Frame, timeout_s: float) -> list[str]:
+def _warm_up(ros: Any, node: _NodeProcess, collector: _OutputCollector, frame: BagFrame, timeout_s: float) -> list[str]:
     """Send the first image under warm-up stamps until outputs flow; return the topics that answered."""
     info = _info_raw(frame)
     deadline = time.monotonic() + timeout_s
@@ -197,7 +197,7 @@ def _warm_up(ros: Any, node: _Node, collector: _Collector, frame: Frame, timeout
     return sorted(answered)
 
 
-def _info_raw(frame: Frame) -> bytes | None:
+def _info_raw(frame: BagFrame) -> bytes | None:
     if frame.camera_info is None:
         return None
     return bytes(messages.TYPESTORE.serialize_cdr(frame.camera_info, messages.CAMERA_INFO))
@@ -206,7 +206,7 @@ def _info_raw(frame: Frame) -> bytes | None:
 class _Replay:
     """Publishing on the recorded clock, then matching outputs to frames."""
 
-    def __init__(self, ros: Any, collector: _Collector, writer: OutputBag | None, scorer: BagScorer,
+    def __init__(self, ros: Any, collector: _OutputCollector, writer: OutputBag | None, scorer: BagScorer,
                  expected: list[str], image_topic: str, info_topic: str, node_params: list[str]) -> None:
         self.ros, self.collector, self.writer, self.scorer = ros, collector, writer, scorer
         self.expected = expected
@@ -218,8 +218,8 @@ class _Replay:
         self.restamped = 0
         self.published_first = 0.0
 
-    def replay(self, first: Frame, frames: Any, rate_factor: float, limit: int | None) -> None:
-        ahead: queue.Queue[Frame | None] = queue.Queue(maxsize=_READ_AHEAD)
+    def replay(self, first: BagFrame, frames: Any, rate_factor: float, limit: int | None) -> None:
+        ahead: queue.Queue[BagFrame | None] = queue.Queue(maxsize=_READ_AHEAD)
 
         def read() -> None:
             try:
@@ -234,7 +234,7 @@ class _Replay:
         reader.start()
         start = time.perf_counter()
         self.published_first = start
-        frame: Frame | None = first
+        frame: BagFrame | None = first
         while frame is not None:
             due = start + (frame.log_time - first.log_time) / 1e9 / rate_factor
             while (wait := due - time.perf_counter()) > 0:
@@ -258,7 +258,7 @@ class _Replay:
             frame = ahead.get()
         reader.join()
 
-    def drain(self, node: _Node) -> None:
+    def drain(self, node: _NodeProcess) -> None:
         """Collect outputs until every frame is answered or nothing arrives for a while."""
         while True:
             pending = [s for s in self.order if not self._complete(self.frames[s])]
@@ -307,7 +307,7 @@ class _Replay:
         """The node answers frames in order: earlier frames still without any output were dropped."""
         while self._unreleased < position:
             record = self.frames[self.order[self._unreleased]]
-            if not record["arrival"] and isinstance(record["frame"], Frame):
+            if not record["arrival"] and isinstance(record["frame"], BagFrame):
                 frame = record["frame"]
                 record["frame"] = _Released(frame.index, frame.stamp, frame.log_time)
             self._unreleased += 1
@@ -315,7 +315,7 @@ class _Replay:
     def _score(self, record: dict[str, Any]) -> None:
         frame = record["frame"]
         out = record.pop("outputs")
-        if not isinstance(frame, Frame):
+        if not isinstance(frame, BagFrame):
             return  # answered after it was given up as dropped: timed, not scored
         decoded = {k: messages.TYPESTORE.deserialize_cdr(v, NODE_OUTPUTS[k]) for k, v in out.items()}
         semantic = messages.decode_image(decoded["semantic/labels"]) if "semantic/labels" in decoded else None

@@ -17,7 +17,7 @@ import numpy as np
 
 from mtl_perception.bag import topics as layout
 from mtl_perception.bag.output_bag import OutputBag
-from mtl_perception.bag.reader import BagInput, Frame
+from mtl_perception.bag.reader import BagFrame, BagInput
 from mtl_perception.bag.report import latency_percentiles, reading_notes
 from mtl_perception.bag.scoring import BagScorer, instances_from_list
 from mtl_perception.errors import UserError
@@ -37,7 +37,7 @@ def _outputs(pipeline: Any, camera: Any | None) -> frozenset[str]:
     return wanted & pipeline.available
 
 
-def build_pipeline(model: Path, backend: str, device: str) -> Any:
+def offline_pipeline(model: Path, backend: str, device: str) -> Any:
     """The Pipeline the node would run for this model, outputs at the input resolution."""
     from mtl_perception.inference import Pipeline, create_backend
 
@@ -68,7 +68,7 @@ def evaluate_offline(
         first = next(frames, None)
         if first is None:  # a topic with no (decodable) message would otherwise be a silent empty report
             raise UserError(f"{bag}: no usable image on {image_topic}")
-        pipeline = pipeline or build_pipeline(Path(model), backend, device)
+        pipeline = pipeline or offline_pipeline(Path(model), backend, device)
         writer = OutputBag(out_bag, namespace) if out_bag else None
         info_topic = camera_info_topic or layout.camera_info_topic(image_topic)
         start = time.perf_counter()

@@ -62,7 +62,7 @@ class OutputBag:
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def write_input(self, frame: Any, image_topic: str, camera_info_topic: str, raw: bytes | None = None) -> None:
-        """The input frame (a ``reader.Frame``) under its recorded topics: the image as sent (``raw``,
+        """The input frame (a ``reader.BagFrame``) under its recorded topics: the image as sent (``raw``,
         default as recorded) and its camera info."""
         self.write_raw(image_topic, messages.IMAGE, frame.log_time, frame.raw if raw is None else raw)
         if frame.camera_info is not None:

@@ -45,7 +45,7 @@ _MATCH_WINDOW_NS = 2_000_000_000
 
 
 @dataclass
-class Frame:
+class BagFrame:
     """One camera image of the bag with what belongs to it."""
 
     index: int  # position among the bag's readable images
@@ -254,7 +254,7 @@ class BagInput:
 
     def frames(
         self, image_topic: str, gt_prefix: str | None = "/gt", camera_info_topic: str | None = None
-    ) -> Iterator[Frame]:
+    ) -> Iterator[BagFrame]:
         """The decodable images of ``image_topic`` with their ground truth and camera info.
 
         Images in other encodings than ``messages.CAMERA_ENCODINGS`` are skipped and counted.
@@ -279,7 +279,7 @@ class BagInput:
         def complete(entry: dict[str, Any]) -> bool:
             return "image" in entry and len(entry["gt"]) == len(gt)
 
-        def emit(entry: dict[str, Any]) -> Frame | None:
+        def emit(entry: dict[str, Any]) -> BagFrame | None:
             frame = self._decode(entry, self.stats.images_read, latest_info, baseline)
             if frame is not None:
                 self.stats.images_read += 1
@@ -323,7 +323,7 @@ class BagInput:
                 f"metadata.yaml lists {self.stats.images_expected} images on {image_topic}; {count} were usable"
             )
 
-    def _decode(self, entry: dict[str, Any], index: int, latest_info: Any, baseline: float | None) -> Frame | None:
+    def _decode(self, entry: dict[str, Any], index: int, latest_info: Any, baseline: float | None) -> BagFrame | None:
         msg = entry["image"]
         if msg.encoding not in messages.CAMERA_ENCODINGS:
             self.stats.skipped_encodings[msg.encoding] += 1
@@ -341,7 +341,7 @@ class BagInput:
             stamp = messages.stamp_ns(msg.header)
             self.stats.notes.append(f"ground truth {mismatched} at stamp {stamp} differs in size from its image; ignored")
             ground_truth = {k: v for k, v in ground_truth.items() if k not in mismatched}
-        return Frame(
+        return BagFrame(
             index=index,
             log_time=entry["log_time"],
             stamp=messages.stamp_ns(msg.header),

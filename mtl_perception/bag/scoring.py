@@ -99,7 +99,7 @@ class BagScorer:
         focal_baseline: float | None = None,
     ) -> None:
         """One frame: predictions (any may be None) and the ground truth the bag has for it;
-        ``focal_baseline`` (fx * B of the ground truth, ``Frame.focal_baseline``) adds metric-depth scores."""
+        ``focal_baseline`` (fx * B of the ground truth, ``BagFrame.focal_baseline``) adds metric-depth scores."""
         if not ground_truth:
             return
         example: dict[str, Any] = {"index": index, "stamp": stamp, "rgb": rgb}

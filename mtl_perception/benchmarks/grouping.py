@@ -130,10 +130,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: One frame to group: gtFine instanceIds, vectors (1, 2, H, W), semantic uint8 (1, H, W), confidence or None.
-Frame = tuple[np.ndarray, "torch.Tensor", "torch.Tensor", "torch.Tensor | None"]
+GroupingInput = tuple[np.ndarray, "torch.Tensor", "torch.Tensor", "torch.Tensor | None"]
 
 
-def noisy_frames(height: int, width: int, args: argparse.Namespace) -> list[Frame]:
+def noisy_frames(height: int, width: int, args: argparse.Namespace) -> list[GroupingInput]:
     """``args.frames`` synthetic layouts with noisy ground-truth votes (see the module doc)."""
     import torch
 
@@ -146,7 +146,7 @@ def noisy_frames(height: int, width: int, args: argparse.Namespace) -> list[Fram
     return frames
 
 
-def model_frames(height: int, width: int, args: argparse.Namespace, pipeline: Any) -> list[Frame]:
+def model_frames(height: int, width: int, args: argparse.Namespace, pipeline: Any) -> list[GroupingInput]:
     """The model's outputs on ``args.model_frames`` synthetic val scenes, at ``height`` x ``width``.
 
     The network runs at its own size; logits are resized bilinearly, vectors bilinearly and
@@ -172,7 +172,7 @@ def model_frames(height: int, width: int, args: argparse.Namespace, pipeline: An
 
 
 def _time_method(
-    method: str, frames: list[Frame], repeats: int, height: int, width: int, device: "torch.device"
+    method: str, frames: list[GroupingInput], repeats: int, height: int, width: int, device: "torch.device"
 ) -> dict[str, Any]:
     """Median and minimum time per frame of one method on ``frames`` (inputs already on ``device``), and its AP.
 
@@ -221,7 +221,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    sources: list[tuple[str, Callable[[int, int], list[Frame]]]] = [("noisy_gt", lambda h, w: noisy_frames(h, w, args))]
+    sources: list[tuple[str, Callable[[int, int], list[GroupingInput]]]] = [("noisy_gt", lambda h, w: noisy_frames(h, w, args))]
     model = None
     if args.model_frames:
         from mtl_perception.inference.factory import create_backend

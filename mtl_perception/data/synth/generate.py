@@ -25,7 +25,7 @@ import numpy as np
 from mtl_perception.data.cityscapes_camera import CITYSCAPES_BASELINE
 from mtl_perception.data.synth.camera import Camera, random_camera
 from mtl_perception.data.synth.primitives import Scene
-from mtl_perception.data.synth.render import Frame, render
+from mtl_perception.data.synth.render import RenderedFrame, render
 from mtl_perception.data.synth.scene import random_scene
 from mtl_perception.data.synth.writer import stem, write_frame
 from mtl_perception.errors import UserError
@@ -59,7 +59,7 @@ class SceneOptions:
     rare: int = 0
 
 
-def render_image(split: str, index: int, height: int, width: int, seed: int, options: SceneOptions = SceneOptions()) -> Frame:
+def render_image(split: str, index: int, height: int, width: int, seed: int, options: SceneOptions = SceneOptions()) -> RenderedFrame:
     """Image ``index`` of a split, exactly as ``generate_dataset`` writes it."""
     scene_rng, noise_rng = _rngs(seed, split, index, _IMAGE, ANNOTATED_FRAME)
     camera = random_camera(scene_rng, height, width, options.baseline)
@@ -78,8 +78,8 @@ def sequence_scene(
 def render_sequence(
     split: str, index: int, frames: int, height: int, width: int, seed: int, which: Iterable[int] | None = None,
     options: SceneOptions = SceneOptions(),
-) -> Iterator[tuple[int, Frame]]:
-    """Yield (frame number, Frame) of sequence ``index``; the camera drives forward each frame."""
+) -> Iterator[tuple[int, RenderedFrame]]:
+    """Yield (frame number, RenderedFrame) of sequence ``index``; the camera drives forward each frame."""
     scene, camera = sequence_scene(split, index, frames, height, width, seed, options)
     for f in range(frames) if which is None else which:
         yield f, render(scene, camera, f, _rngs(seed, split, index, _SEQUENCE, f)[1])

@@ -21,7 +21,7 @@ EGO_LABEL_ID = label_id("ego vehicle")
 
 
 @dataclass
-class Frame:
+class RenderedFrame:
     """One rendered frame with all its ground truth (arrays are H x W)."""
 
     rgb: np.ndarray  # uint8 (H, W, 3)
@@ -87,7 +87,7 @@ def _shade(scene: Scene, camera: Camera, r: Raster, rays) -> np.ndarray:
     return planar.reshape(3, H, W)
 
 
-def render(scene: Scene, camera: Camera, frame: int = 0, rng: np.random.Generator | None = None) -> Frame:
+def render(scene: Scene, camera: Camera, frame: int = 0, rng: np.random.Generator | None = None) -> RenderedFrame:
     """Render frame ``frame`` of a scene (the camera has moved ``frame * scene.step`` metres).
 
     ``rng`` only drives sensor noise; everything else is fixed by the scene.
@@ -122,7 +122,7 @@ def render(scene: Scene, camera: Camera, frame: int = 0, rng: np.random.Generato
         depth[hood] = np.nan
         sky &= ~hood
     disparity, valid = stereo.disparity(camera, raster.depth, sky, hood)
-    return Frame(
+    return RenderedFrame(
         rgb=atmosphere.camera_response(scene.lighting, camera, rgb, rng),
         label_ids=label_ids,
         instance_ids=instance_ids,

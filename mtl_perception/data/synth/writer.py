@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mtl_perception.data.synth.render import Frame
+from mtl_perception.data.synth.render import RenderedFrame
 from mtl_perception.io_utils import atomic_write
 
 FILES = {
@@ -60,7 +60,7 @@ def _png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def write_frame(root: Path, split: str, city: str, name: str, frame: Frame) -> dict[str, Path]:
+def write_frame(root: Path, split: str, city: str, name: str, frame: RenderedFrame) -> dict[str, Path]:
     """Write the five files of one frame; returns their paths."""
     out = paths(root, split, city, name)
     _write_bytes(out["image"], _png(np.ascontiguousarray(frame.rgb[:, :, ::-1])))
