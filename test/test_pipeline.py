@@ -290,3 +290,40 @@ def test_network_outputs_come_at_the_network_size_next_to_camera_sized_ones(pipe
 def test_every_result_carries_its_camera_at_the_output_resolution(pipeline, image):
     r = pipeline(image, outputs={"semantic"})
     assert (r.camera.width, r.camera.height) == (IN_W, IN_H) and r.camera.fx == pytest.approx(FX * IN_W / WIDTH)
+
+
+def test_several_cameras_share_one_forward_and_each_gets_its_own_result(pipeline, image, monkeypatch):
+    """process_many: cameras of different sizes and channel orders in one batch; each result
+    is what a call with that camera alone gives, at its own output resolution."""
+    from mtl_perception.inference.pipeline import CameraFrame
+
+    wide = np.ascontiguousarray(np.concatenate([image, image[:, ::-1]], axis=1))  # another aspect ratio
+    small = np.ascontiguousarray(image[::2, ::2])
+    camera = CameraModel(fx=90.0, fy=90.0, cx=small.shape[1] / 2, cy=small.shape[0] / 2,
+                         width=small.shape[1], height=small.shape[0], baseline=0.3)
+    frames = [CameraFrame(image), CameraFrame(np.ascontiguousarray(wide[..., ::-1]), "bgr"), CameraFrame(small, camera=camera)]
+    outputs = {"semantic", "instances", "depth", "semantic_color"}
+    batches = []
+    forward = pipeline.backend.forward
+    monkeypatch.setattr(pipeline.backend, "forward", lambda x: batches.append(x.shape[0]) or forward(x))
+    for resolution in ("input", "network"):
+        monkeypatch.setattr(pipeline, "output_resolution", resolution)
+        together = pipeline.process_many(frames, outputs)
+        assert batches.pop() == 3  # one forward pass for the three cameras
+        for frame, got in zip(frames, together):
+            alone = pipeline(frame.image, frame.encoding, frame.camera, outputs)
+            batches.pop()
+            assert got.semantic.shape == alone.semantic.shape
+            assert (got.semantic == alone.semantic).mean() > 0.999  # batched convolutions may round differently
+            np.testing.assert_allclose(got.depth, alone.depth, rtol=1e-4)
+            assert got.camera == alone.camera
+    assert together[2].camera.fx == pytest.approx(90.0 * pipeline.network_size[1] / small.shape[1])
+
+
+def test_a_fixed_batch_model_takes_the_cameras_one_at_a_time(image, tmp_path_factory):
+    from mtl_perception.inference.pipeline import CameraFrame
+
+    fixed = Pipeline(create_backend("onnxruntime", shared_onnx(tmp_path_factory, dynamic=False), "cpu"))
+    assert fixed.max_batch == 1
+    results = fixed.process_many([CameraFrame(image), CameraFrame(image[::2, ::2].copy())], {"semantic"})
+    assert [r.semantic.shape for r in results] == [image.shape[:2], (image.shape[0] // 2, image.shape[1] // 2)]

@@ -108,6 +108,28 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)  # ms: preprocess, forward, postprocess, copy, total
 
 
+@dataclass(frozen=True)
+class CameraFrame:
+    """One camera's image for ``Pipeline.process_many``: uint8 H x W x 3, its channel order and
+    its intrinsics (None: the model's training camera)."""
+
+    image: np.ndarray | torch.Tensor
+    encoding: str = "rgb"
+    camera: CameraModel | None = None
+
+
+@dataclass
+class _FramePlan:
+    """One frame on the device with the sizes and cameras of its outputs."""
+
+    rgb: torch.Tensor  # (H, W, 3) uint8
+    bgr: bool
+    net_size: tuple[int, int]
+    camera_out: CameraModel  # at the output resolution
+    camera_net: CameraModel  # at the network's resolution
+    baseline: float
+
+
 class _StageClock:
     """Per-stage times: CUDA events on a GPU (no synchronisation between stages), else wall time."""
 
@@ -245,41 +267,94 @@ class Pipeline:
         """``outputs`` at the output resolution; ``network_outputs`` also at the network's
         (in ``result.network`` when the two resolutions differ: what points and markers are
         made from, whatever size the images are published at)."""
+        return self.process_many([CameraFrame(image, encoding, camera)], outputs, network_outputs)[0]
+
+    @property
+    def max_batch(self) -> int | None:
+        """Images one forward pass takes: any number for a dynamic graph, 1 for a fixed-shape
+        export and for TensorRT engines (built for one batch size unless exported otherwise)."""
+        return None if self.metadata.dynamic and self.backend.name != "tensorrt" else 1
+
+    def process_many(
+        self,
+        frames: Sequence["CameraFrame"],
+        outputs: Iterable[str] = DEFAULT_OUTPUTS,
+        network_outputs: Iterable[str] = (),
+    ) -> list[PipelineResult]:
+        """The results of several cameras' images (any sizes), one forward pass per ``max_batch``.
+
+        Every image is resized to the network's size, so images of different cameras share one
+        batch; each result is then made at its own camera's resolution. Stage timings are those
+        of the batch the frame was in (the forward pass is shared).
+        """
         outputs = self._check_outputs(outputs)
         network_outputs = self._check_outputs(network_outputs)
-        rgb, bgr = self._image_tensor(image, encoding)
+        plans = [self._plan(frame) for frame in frames]
+        size = self.max_batch or max(len(plans), 1)
+        results: list[PipelineResult] = []
+        for first in range(0, len(plans), size):
+            results += self._run_plans(plans[first : first + size], outputs, network_outputs)
+        return results
+
+    def _plan(self, frame: "CameraFrame") -> "_FramePlan":
+        rgb, bgr = self._image_tensor(frame.image, frame.encoding)
         in_h, in_w = rgb.shape[:2]
         net_h, net_w = self.network_size or (in_h, in_w)
         out_h, out_w = (in_h, in_w) if self.output_resolution == "input" else (net_h, net_w)
-        same = (out_h, out_w) == (net_h, net_w)
-        camera_out, baseline = self._output_camera(camera, (in_h, in_w), (out_h, out_w))
-        camera_net = camera_out.scaled(net_w, net_h)
-        clock = _StageClock(self.device)
+        camera_out, baseline = self._output_camera(frame.camera, (in_h, in_w), (out_h, out_w))
+        return _FramePlan(rgb, bgr, (net_h, net_w), camera_out, camera_out.scaled(net_w, net_h), baseline)
 
+    def _run_plans(
+        self, plans: list["_FramePlan"], outputs: frozenset[str], network_outputs: frozenset[str]
+    ) -> list[PipelineResult]:
+        sizes = {plan.net_size for plan in plans}
+        if len(sizes) > 1:  # only without a network size (any-size model at each image's own size)
+            return [r for plan in plans for r in self._run_plans([plan], outputs, network_outputs)]
+        (net_h, net_w), = sizes
+        clock = _StageClock(self.device)
         with torch.inference_mode():
             with self._threads():
-                x, small = self._preprocess(rgb[None], net_h, net_w, bgr)
+                inputs = [self._preprocess(plan.rgb[None], net_h, net_w, plan.bgr) for plan in plans]
+                x = inputs[0][0] if len(inputs) == 1 else torch.cat([x for x, _ in inputs])
             clock.mark("preprocess")
             raw = self.backend.forward(x)
             clock.mark("forward")
+            hosts = []
             with self._threads():
-                at_net = outputs | network_outputs if same else network_outputs | self._network_sources(outputs)
-                net = self._postprocess(raw, at_net, small[0], camera_net, baseline, blended=same)
-                if same:
-                    result = {k: v for k, v in net.items() if _base(k) in outputs | network_outputs}
-                else:
-                    result = self._upscale(net, (net_h, net_w), outputs, rgb, bgr, camera_out, baseline)
-                    result.update({"network." + k: v for k, v in net.items() if _base(k) in network_outputs})
+                for i, (plan, (_, small)) in enumerate(zip(plans, inputs)):
+                    one = raw if len(plans) == 1 else {k: v[i : i + 1] for k, v in raw.items()}
+                    hosts.append(self._finish(plan, one, small[0], outputs, network_outputs))
             clock.mark("postprocess")
-            host = _to_host(result)
+            hosts = [_to_host(host) for host in hosts]
             clock.mark("copy")
-
-        network = {k[8:]: host.pop(k) for k in list(host) if k.startswith("network.")}
         timings = clock.timings()
-        out = self._result(host, camera_out, timings)
-        if network:
-            out.network = self._result(network, camera_net, timings)
-        return out
+        results = []
+        for plan, host in zip(plans, hosts):
+            network = {k[8:]: host.pop(k) for k in list(host) if k.startswith("network.")}
+            out = self._result(host, plan.camera_out, timings)
+            if network:
+                out.network = self._result(network, plan.camera_net, timings)
+            results.append(out)
+        return results
+
+    def _finish(
+        self,
+        plan: "_FramePlan",
+        raw: Mapping[str, torch.Tensor],
+        small: torch.Tensor,
+        outputs: frozenset[str],
+        network_outputs: frozenset[str],
+    ) -> dict[str, torch.Tensor]:
+        """One image's outputs on the device: at the network's resolution, then resized to its own."""
+        net_size = plan.net_size
+        same = (plan.camera_out.height, plan.camera_out.width) == net_size
+        at_net = outputs | network_outputs if same else network_outputs | self._network_sources(outputs)
+        net = self._postprocess(raw, at_net, small, plan.camera_net, plan.baseline, blended=same)
+        if same:
+            return {k: v for k, v in net.items() if _base(k) in outputs | network_outputs}
+        result = self._upscale(net, net_size, outputs, plan.rgb, plan.bgr, plan.camera_out, plan.baseline)
+        result.update({"network." + k: v for k, v in net.items() if _base(k) in network_outputs})
+        return result
 
     def _postprocess(
         self,
