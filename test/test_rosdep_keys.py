@@ -7,6 +7,7 @@ the distribution (<distro>/distribution.yaml).
 """
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import yaml
 
 from launch_ast import REPO
 
-ROSDISTRO = REPO.parent / "shared" / "rosdistro"
+# CI lays shared/ beside the clone; MTL_ROSDISTRO points elsewhere (a git worktree, say).
+ROSDISTRO = Path(os.environ.get("MTL_ROSDISTRO", REPO.parent / "shared" / "rosdistro"))
 DISTROS = ("humble", "jazzy")
 DEPEND_TAGS = ("depend", "exec_depend", "build_depend", "build_export_depend", "test_depend", "buildtool_depend")
 
