@@ -94,6 +94,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/config/train", glob("config/train/*.yaml")),
+        (f"share/{PACKAGE}/config/experiments", glob("config/experiments/*.yaml")),
     ],
     install_requires=RUNTIME,
     extras_require={
