@@ -83,3 +83,20 @@ def test_the_checks_see_the_keys_that_broke_rosdep(snapshot):
     # The two keys package.xml used to name: one is no key at all, one pip-installs torch.
     assert "python3-cityscapesscripts-pip" not in rules and "python3-cityscapesscripts-pip" not in packages["humble"]
     assert "torch" in {p.lower() for p in _pip_packages(rules["python3-pytorch-pip"])}
+
+
+UBUNTU = {"humble": "jammy", "jazzy": "noble"}  # REP 2000: each distribution's Ubuntu release
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+def test_every_system_key_installs_something_on_the_distributions_ubuntu(distro, snapshot):
+    """A key that exists but has no rule for the robot's Ubuntu release aborts rosdep just the same."""
+    rules, packages = snapshot
+    release = UBUNTU[distro]
+    for key in package_keys():
+        if key in packages[distro]:
+            continue  # a ROS package: apt's ros-<distro>-<name>
+        ubuntu = rules[key].get("ubuntu")
+        if isinstance(ubuntu, dict) and "pip" not in ubuntu:
+            ubuntu = ubuntu.get(release, ubuntu.get("*"))
+        assert ubuntu, f"{key} has no rule for Ubuntu {release} ({distro}): rosdep install would abort"

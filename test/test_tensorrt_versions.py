@@ -9,8 +9,8 @@ attributes each version really has, and run the real ``build_engine`` against it
   (as the real 8.x parser does); no ``IProgressMonitor``.
 - 10.x: ``EXPLICIT_BATCH`` (deprecated, ignored) and ``STRONGLY_TYPED``; ``BuilderFlag.FP16``;
   ``IProgressMonitor``.
-- 11.x: ``STRONGLY_TYPED``, no ``BuilderFlag.FP16`` (weak typing removed). The stand-in also
-  leaves out ``EXPLICIT_BATCH``, which the code must not touch from 10 on.
+- 11.x: every network strongly typed; ``EXPLICIT_BATCH`` is gone and ``STRONGLY_TYPED`` is
+  renumbered to 0 and ignored, so no flag is passed; no ``BuilderFlag.FP16`` (weak typing removed).
 What these tests cannot show is that the real library builds and runs the engine: that needs
 a GPU with TensorRT (test/test_gpu.py's territory).
 """
@@ -49,9 +49,10 @@ def stand_in(version: str) -> types.ModuleType:
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     trt.calls = calls = {"network_flags": None, "set": set(), "cleared": set(), "monitor": False}
-    creation = {"EXPLICIT_BATCH": 0} if major < 11 else {}
-    if major >= 10:
-        creation["STRONGLY_TYPED"] = 1
+    # 8.6: EXPLICIT_BATCH = 0; 10: EXPLICIT_BATCH = 0, STRONGLY_TYPED = 1; 11: STRONGLY_TYPED = 0 (ignored).
+    creation = {"EXPLICIT_BATCH": 0} if major < 10 else {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}
+    if major >= 11:
+        creation = {"STRONGLY_TYPED": 0}
     trt.NetworkDefinitionCreationFlag = _Enum(**creation)
     trt.BuilderFlag = _Enum(TF32=7, **({"FP16": 0} if major < 11 else {}))
 
@@ -170,8 +171,8 @@ FP16, TF32 = 0, 7
         ("10.3.0", "fp32", "fp32", 0, set(), {TF32}, True),
         ("10.3.0", "fp32", "fp16", 0, {FP16}, set(), True),
         ("10.3.0", "fp16", "fp16", STRONG, set(), {TF32}, True),
-        ("11.0.0", "fp32", "fp32", STRONG, set(), {TF32}, True),
-        ("11.0.0", "fp16", "fp16", STRONG, set(), {TF32}, True),
+        ("11.0.0", "fp32", "fp32", 0, set(), {TF32}, True),
+        ("11.0.0", "fp16", "fp16", 0, set(), {TF32}, True),
     ],
 )
 def test_build_engine_asks_each_version_for_what_it_has(install, tmp_path, version, graph, precision, flags, set_,

@@ -12,7 +12,7 @@ What differs between versions lives in this module, nowhere else:
   the ONNX parser requires; there are no strongly typed networks and no progress monitor;
 - 10.x (JetPack 6.1/6.2, x86): always explicit batch (the flag is deprecated and ignored, so
   it is not passed); weak typing with the FP16 flag, or strongly typed;
-- 11.x (x86): strongly typed only; the FP16 builder flag is gone.
+- 11.x (x86): strongly typed only (no creation flags needed); the FP16 builder flag is gone.
 The runtime's named-tensor API (``set_tensor_address``, ``execute_async_v3``) exists in all of
 them (since 8.5), so ``tensorrt_backend.py`` has no version branches.
 
@@ -47,7 +47,7 @@ INSTALL_HINT = (
 )
 
 
-# --- version: everything that differs between TensorRT releases ---------------------------
+# --- TensorRT versions --------------------------------------------------------------------
 
 #: The oldest TensorRT this code supports (JetPack 6.0 ships 8.6.2).
 MIN_VERSION = (8, 6)
@@ -88,11 +88,16 @@ def onnx_precision_for(version: str, precision: str | None) -> str:
 
 
 def network_flags(trt: Any, plan: BuildPlan) -> int:
-    """``create_network`` flags: explicit batch on 8.x (its ONNX parser needs it), strong typing where planned."""
+    """``create_network`` flags: explicit batch on 8.x (its ONNX parser needs it), strong typing where planned.
+
+    From 11 on every network is strongly typed: ``STRONGLY_TYPED`` is deprecated and ignored
+    there (and renumbered, as ``EXPLICIT_BATCH`` is gone), so nothing is passed.
+    """
+    major = check_version(trt.__version__)
     flags = 0
-    if check_version(trt.__version__) < 10:
+    if major < 10:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    if plan.strongly_typed:
+    if plan.strongly_typed and major < 11:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     return flags
 
