@@ -30,17 +30,19 @@ ROS_JAZZY_WHEELS = [name.replace("ros-", "ros-jazzy-", 1) for name in ROS_WHEELS
 # torch working (JetPack's, Ubuntu 22.04's apt packages): nothing here may pull numpy 2 into an
 # environment that has numpy 1.x. opencv-python-headless 4.12 and later require numpy >= 2
 # (4.11.0.86 accepts >= 1.21.2 on Python 3.10, >= 1.23.5 on 3.11). matplotlib: the depth colour
-# map (turbo); cityscapesscripts: the label table; rosbags: bag make/eval and the demo.
+# map (turbo); cityscapesscripts: the label table; rosbags and ruamel.yaml: bag make/eval and
+# the demo. The runtime tests run on numpy 1.26.4 (CI's numpy 1.x lane) and 2.4 (main lane).
 # torch has no bound on purpose: it is the platform's (see constraints.txt for set-up pins).
 RUNTIME = [
     "torch",
     "numpy>=1.23,<3",
     "pyyaml",
-    "opencv-python-headless>=4.8,<4.12",
+    "opencv-python-headless<4.12",
     "matplotlib",
     "cityscapesscripts",
     "tqdm",
     "rosbags",
+    "ruamel.yaml",
 ]
 
 # ONNX export and the onnxruntime backend. ml_dtypes (needed by onnx and onnxscript) requires
