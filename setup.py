@@ -53,9 +53,10 @@ EXPORT = ["onnx", "onnxruntime", "onnxscript", "ml_dtypes>=0.5.4,<0.6"]
 # `evaluate --grouping optics` (scikit-learn). Not on a robot.
 TRAIN = ["tensorboard", "scikit-learn"]
 
-# The test suite: pytest, colcon (the ament_python build test), scipy (synthetic-data checks) and
-# rosbags-image (an independent image-message decoder to check ours against).
-DEV = ["pytest", "colcon-common-extensions", "scipy", "rosbags-image"]
+# The test suite: pytest, colcon (the ament_python build test), rosdep (package.xml resolved by
+# rosdep itself, offline), scipy (synthetic-data checks) and rosbags-image (an independent
+# image-message decoder to check ours against).
+DEV = ["pytest", "colcon-common-extensions", "rosdep", "scipy", "rosbags-image"]
 
 # Sub-commands of `mtl-perception`, discovered through this entry-point group so that the
 # runtime package never imports `mtl_perception_training` (data flows one way: mtl_perception_training -> mtl_perception).

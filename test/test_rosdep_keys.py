@@ -8,6 +8,9 @@ the distribution (<distro>/distribution.yaml).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from launch_ast import REPO
 
 # CI lays shared/ beside the clone; MTL_ROSDISTRO points elsewhere (a git worktree, say).
 ROSDISTRO = Path(os.environ.get("MTL_ROSDISTRO", REPO.parent / "shared" / "rosdistro"))
+ROSDEP = str(Path(sys.executable).with_name("rosdep"))  # the dev extra's
 DISTROS = ("humble", "jazzy")
 DEPEND_TAGS = ("depend", "exec_depend", "build_depend", "build_export_depend", "test_depend", "buildtool_depend")
 
@@ -100,3 +104,46 @@ def test_every_system_key_installs_something_on_the_distributions_ubuntu(distro,
         if isinstance(ubuntu, dict) and "pip" not in ubuntu:
             ubuntu = ubuntu.get(release, ubuntu.get("*"))
         assert ubuntu, f"{key} has no rule for Ubuntu {release} ({distro}): rosdep install would abort"
+
+
+@pytest.fixture(scope="module")
+def offline_rosdep(tmp_path_factory) -> dict[str, str]:
+    """rosdep itself, pointed at the snapshot (file:// sources and distribution index), updated once."""
+    root = tmp_path_factory.mktemp("rosdep")
+    (root / "sources").mkdir()
+    (root / "sources" / "20-default.list").write_text(
+        "".join(f"yaml {(ROSDISTRO / 'rosdep' / name).as_uri()}\n" for name in ("base.yaml", "python.yaml"))
+    )
+    index = {
+        "type": "index",
+        "version": 4,
+        "distributions": {
+            d: {"distribution": [(ROSDISTRO / d / "distribution.yaml").as_uri()], "distribution_status": "active",
+                "distribution_type": "ros2", "python_version": 3}
+            for d in DISTROS
+        },
+    }
+    (root / "index-v4.yaml").write_text(yaml.safe_dump(index))
+    env = {**os.environ, "ROSDEP_SOURCE_PATH": str(root / "sources"), "ROS_HOME": str(root / "home"),
+           "ROSDISTRO_INDEX_URL": (root / "index-v4.yaml").as_uri()}
+    update = subprocess.run([ROSDEP, "update"], env=env, capture_output=True, text=True, timeout=300)
+    assert update.returncode == 0, update.stdout + update.stderr
+    (root / "src" / "mtl_perception").mkdir(parents=True)
+    shutil.copy(REPO / "package.xml", root / "src" / "mtl_perception")
+    return {**env, "SRC": str(root / "src")}
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+def test_rosdep_itself_resolves_every_key_for_the_distribution(distro, offline_rosdep):
+    """What `rosdep install --from-paths src --ignore-src` does first: read package.xml, resolve each key."""
+    env = offline_rosdep
+    keys = subprocess.run([ROSDEP, "keys", "--from-paths", env["SRC"], "--ignore-src", "--rosdistro", distro],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert keys.returncode == 0, keys.stderr
+    assert sorted(keys.stdout.split()) == sorted(set(package_keys()))
+    resolved = subprocess.run([ROSDEP, "resolve", *keys.stdout.split(), "--rosdistro", distro, "--os",
+                               f"ubuntu:{UBUNTU[distro]}"], env=env, capture_output=True, text=True, timeout=120)
+    assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+    installs = [name for line in resolved.stdout.splitlines() if not line.startswith("#") for name in line.split()]
+    assert f"ros-{distro}-rclpy" in installs and "python3-numpy" in installs
+    assert not {"torch", "torchvision"} & set(installs), "a key would replace the platform's torch"
