@@ -26,6 +26,38 @@ ROS_WHEELS = [
 # ROS lane. Never install both extras in one environment: the distributions ship the same modules.
 ROS_JAZZY_WHEELS = [name.replace("ros-", "ros-jazzy-", 1) for name in ROS_WHEELS]
 
+# What the runtime needs (node, pipeline, evaluate, synth, bag, demo). Bounds keep a numpy-1
+# torch working (JetPack's, Ubuntu 22.04's apt packages): nothing here may pull numpy 2 into an
+# environment that has numpy 1.x. opencv-python-headless 4.12 and later require numpy >= 2
+# (4.11.0.86 accepts >= 1.21.2 on Python 3.10, >= 1.23.5 on 3.11). matplotlib: the depth colour
+# map (turbo); cityscapesscripts: the label table; rosbags and ruamel.yaml: bag make/eval and
+# the demo. The runtime tests run on numpy 1.26.4 (CI's numpy 1.x lane) and 2.4 (main lane).
+# torch has no bound on purpose: it is the platform's (see constraints.txt for set-up pins).
+RUNTIME = [
+    "torch",
+    "numpy>=1.23,<3",
+    "pyyaml",
+    "opencv-python-headless<4.12",
+    "matplotlib",
+    "cityscapesscripts",
+    "tqdm",
+    "rosbags",
+    "ruamel.yaml",
+]
+
+# ONNX export and the onnxruntime backend. ml_dtypes (needed by onnx and onnxscript) requires
+# numpy >= 2 from 0.6 on; 0.5.4 is the newest that accepts numpy 1.x (and works with 2.x).
+EXPORT = ["onnx", "onnxruntime", "onnxscript", "ml_dtypes>=0.5.4,<0.6"]
+
+# The offline half only: training logs (TensorBoard) and the OPTICS instance grouping of
+# `evaluate --grouping optics` (scikit-learn). Not on a robot.
+TRAIN = ["tensorboard", "scikit-learn"]
+
+# The test suite: pytest, colcon (the ament_python build test), rosdep (package.xml resolved by
+# rosdep itself, offline), scipy (synthetic-data checks) and rosbags-image (an independent
+# image-message decoder to check ours against).
+DEV = ["pytest", "colcon-common-extensions", "rosdep", "scipy", "rosbags-image"]
+
 # Sub-commands of `mtl-perception`, discovered through this entry-point group so that the
 # runtime package never imports `mtl_perception_training` (data flows one way: mtl_perception_training -> mtl_perception).
 COMMANDS = [
@@ -65,27 +97,15 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/config/train", glob("config/train/*.yaml")),
+        (f"share/{PACKAGE}/config/experiments", glob("config/experiments/*.yaml")),
     ],
-    install_requires=[
-        "torch",
-        "numpy",
-        "scipy",
-        "pillow",
-        "pyyaml",
-        "opencv-python-headless",
-        "scikit-learn",
-        "tqdm",
-        "tensorboard",
-        "matplotlib",
-        "cityscapesscripts",
-        "rosbags",
-        "rosbags-image",
-    ],
+    install_requires=RUNTIME,
     extras_require={
         "ros": ROS_WHEELS,
         "ros-jazzy": ROS_JAZZY_WHEELS,
-        "export": ["onnx", "onnxruntime", "onnxscript"],
-        "dev": ["pytest", "colcon-common-extensions"],
+        "export": EXPORT,
+        "train": TRAIN,
+        "dev": DEV,
     },
     zip_safe=True,
     entry_points={

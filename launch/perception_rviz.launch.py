@@ -7,6 +7,10 @@ Takes every argument of perception.launch.py (they pass through the include) and
 - publish_camera_tf: publish the REP 103 optical rotation fixed_frame -> camera_frame
   (roll -pi/2, yaw -pi/2); set false when the robot's TF tree already has camera_frame.
 The RViz config subscribes to the topics of a node without a namespace.
+
+It needs VIEWER_PACKAGES besides the node's own run dependencies (package.xml): a headless robot
+has no RViz, so they are not in package.xml. Install them where RViz runs:
+    sudo apt install ros-$ROS_DISTRO-rviz2 ros-$ROS_DISTRO-tf2-ros
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
@@ -18,6 +22,8 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "mtl_perception"
+# The ROS packages this file starts that package.xml deliberately does not depend on.
+VIEWER_PACKAGES = ("rviz2", "tf2_ros")
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -18,8 +18,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+
+from mtl_perception.extras import require
 
 # Short names for the progress bar, which has room for a handful of numbers.
 _BAR_NAMES = {"loss": "loss", "loss_semantic": "sem", "loss_instance": "ins", "loss_depth": "dep"}
@@ -63,6 +64,9 @@ class TrainLogger:
         self.log_every = log_every
         if not enabled:
             return
+        require("tensorboard", "tensorboard", "train", "training logs (TensorBoard)")
+        from torch.utils.tensorboard import SummaryWriter
+
         keep = start_step if resume else None
         self.train_csv = CsvLog(out_dir / "train.csv", keep)
         self.val_csv = CsvLog(out_dir / "val.csv", keep)

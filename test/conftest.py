@@ -77,9 +77,15 @@ def model_path(tmp_path_factory) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[1]
-_COLCON_IGNORED = shutil.ignore_patterns(
-    ".venv", ".venv-*", ".git", "build", "install", "log", "*.egg-info", "__pycache__", "data", "runs", "out", "bench", "demo_out"
-)
+_IGNORED_ANYWHERE = shutil.ignore_patterns(".venv", ".venv-*", ".git", "*.egg-info", "__pycache__")
+# Work folders at the repository's top only: mtl_perception/data is a package, not a dataset.
+_IGNORED_AT_TOP = {"build", "install", "log", "data", "runs", "out", "bench", "demo_out"}
+
+
+def _COLCON_IGNORED(folder: str, names: list[str]) -> set[str]:
+    """What a copy of the repository leaves out: environments, build output, datasets, runs."""
+    ignored = set(_IGNORED_ANYWHERE(folder, names))
+    return ignored | (_IGNORED_AT_TOP & set(names)) if Path(folder) == REPO else ignored
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +97,19 @@ def colcon_install(tmp_path_factory) -> Path:
     result = subprocess.run([str(colcon), "build", "--base-paths", "src"], cwd=ws, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return ws / "install"
+
+
+@pytest.fixture(scope="session")
+def pip_prefix_install(tmp_path_factory) -> Path:
+    """A non-editable ``pip install --prefix`` of a copy of the repository (what a venv or /usr/local gets).
+
+    ``--ignore-installed``: without it pip would first uninstall the test environment's own
+    (editable) mtl_perception.
+    """
+    tmp = tmp_path_factory.mktemp("pip")
+    shutil.copytree(REPO, tmp / "src", ignore=_COLCON_IGNORED)
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--ignore-installed", "--quiet",
+               "--prefix", str(tmp / "prefix"), str(tmp / "src")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return tmp / "prefix"

@@ -6,7 +6,9 @@ must exist.
 """
 from __future__ import annotations
 
+import ast
 import importlib
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -116,11 +118,38 @@ def test_rviz_config_is_rviz2_yaml_showing_every_visual_output():
     assert manager["Global Options"]["Fixed Frame"] == LaunchFile.parse(RVIZ).arguments["fixed_frame"]["default_value"]
 
 
-def test_every_package_a_launch_file_starts_is_an_exec_depend_of_package_xml(main_launch, rviz_launch):
-    """rosdep installs what package.xml names; a launch file must not need anything else."""
-    import xml.etree.ElementTree as ET
+def _exec_depends() -> set[str]:
+    root = ET.parse(REPO / "package.xml").getroot()
+    return {e.text for e in root.iter("exec_depend")} | {root.findtext("name")}
 
-    root = ET.parse(Path(__file__).resolve().parents[1] / "package.xml").getroot()
-    depends = {e.text for e in root.iter("exec_depend")} | {root.findtext("name")}
-    used = {node["package"] for launch in (main_launch, rviz_launch) for node in launch.nodes}
-    assert used and used <= depends, used - depends
+
+def _viewer_packages() -> set[str]:
+    """``VIEWER_PACKAGES`` of the RViz launch file: what it starts beyond the node's run dependencies."""
+    tree = ast.parse(RVIZ.read_text())
+    (value,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "VIEWER_PACKAGES"]
+    return set(ast.literal_eval(value))
+
+
+def test_the_main_launch_file_needs_only_the_node_run_dependencies(main_launch):
+    """rosdep installs what package.xml names; a headless robot's launch file needs nothing else."""
+    used = {node["package"] for node in main_launch.nodes}
+    assert used and used <= _exec_depends(), used - _exec_depends()
+
+
+def test_the_rviz_launch_file_names_what_it_needs_beyond_the_robot(rviz_launch):
+    """rviz2 (and the tf publisher) are a viewer's packages, not run dependencies of the node."""
+    viewer = _viewer_packages()
+    used = {node["package"] for node in rviz_launch.nodes}
+    assert used <= _exec_depends() | viewer, used - _exec_depends() - viewer
+    assert viewer <= used, f"VIEWER_PACKAGES names packages the file does not start: {viewer - used}"
+    assert not viewer & _exec_depends(), f"{viewer & _exec_depends()} would be installed on every robot"
+    docstring = ast.get_docstring(ast.parse(RVIZ.read_text()))
+    for package in viewer:
+        assert f"ros-$ROS_DISTRO-{package.replace('_', '-')}" in docstring, f"the docstring does not say how to install {package}"
+
+
+@pytest.mark.parametrize("distro", ["humble", "jazzy"])
+def test_the_viewer_packages_exist_in_each_distribution(distro):
+    from test_rosdep_keys import distribution_packages
+
+    assert _viewer_packages() <= distribution_packages(distro), _viewer_packages() - distribution_packages(distro)

@@ -43,9 +43,9 @@ def _cli_commands() -> list[list[str]]:
 def test_the_readme_has_its_set_up_main_job_and_test_commands():
     commands = [" ".join(words) for words in readme_commands()]
     ci = (REPO / ".ci" / "run").read_text()
-    for command in ('pip install -c constraints.txt -e ".[ros,export,dev]"', "python -m pytest -q"):
+    for command in ('pip install -c constraints.txt -e ".[ros,export,train,dev]"', "python -m pytest -q"):
         assert command in ci, f"{command!r} is not what .ci/run runs"
-    assert "pip install -c constraints.txt -e .[ros,export,dev]" in commands  # shlex drops the quotes
+    assert "pip install -c constraints.txt -e .[ros,export,train,dev]" in commands  # shlex drops the quotes
     assert "mtl-perception demo" in commands and "python -m pytest -q" in commands
     assert len(_cli_commands()) >= 10
 

@@ -111,15 +111,13 @@ def create_backend(
         return OnnxRuntimeBackend(onnx_path, dev, precision=precision, **options)
 
     from mtl_perception.inference.tensorrt_backend import TensorRTBackend, open_engine
-    from mtl_perception.inference.trt_builder import import_tensorrt
+    from mtl_perception.inference.trt_builder import import_tensorrt, onnx_precision_for
 
     if dev.type != "cuda":
         raise UserError("backend tensorrt runs on a CUDA GPU only; this torch sees none (use --backend onnxruntime)")
     source = path
     if path.suffix in CHECKPOINT_SUFFIXES:
-        major = int(import_tensorrt().__version__.split(".")[0])
-        # TensorRT 11 builds fp16 only from a half-precision graph (see trt_builder).
-        graph_precision = "fp16" if precision == "fp16" and major >= 11 else "fp32"
+        graph_precision = onnx_precision_for(import_tensorrt().__version__, precision)
         source = _as_onnx(path, cache_dir, graph_precision, argmax=True)
     backend = TensorRTBackend(open_engine(source, dev, precision, cache_dir, **options), dev)
     if precision is not None and backend.precision != precision:

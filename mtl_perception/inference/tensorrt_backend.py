@@ -1,4 +1,4 @@
-"""A TensorRT engine on torch's CUDA stream (TensorRT 10/11 named-tensor API). GPU only.
+"""A TensorRT engine on torch's CUDA stream (named-tensor API of TensorRT 8.6, 10 and 11). GPU only.
 
 I/O buffers are torch CUDA tensors: their ``data_ptr()`` goes to ``set_tensor_address`` and
 the engine runs with ``execute_async_v3`` on ``torch.cuda.current_stream()``, so it is ordered

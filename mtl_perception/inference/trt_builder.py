@@ -1,21 +1,35 @@
-"""Build TensorRT engines from ONNX with the TensorRT Python API (10.x and 11.x).
+"""Build TensorRT engines from ONNX with the TensorRT Python API (8.6, 10.x and 11.x).
 
 This module and ``tensorrt_backend.py`` are the only ones that import ``tensorrt``, and only
 inside functions, so everything else (and this module's pure parts: the build plan, the
-shape profile, the ``trtexec`` command line) imports and is tested without TensorRT.
+shape profile, the ``trtexec`` command line) imports and is tested without TensorRT. The real
+library cannot be installed on the machines this was written on: the version branches are
+tested with stand-in ``tensorrt`` modules that have each version's attributes.
+
+What differs between versions lives in this module, nowhere else:
+- below 8.6 (JetPack 5's 8.5 and older): refused with one line by ``import_tensorrt``;
+- 8.6 (JetPack 6.0): networks are implicit-batch unless created with ``EXPLICIT_BATCH``, which
+  the ONNX parser requires; there are no strongly typed networks and no progress monitor;
+- 10.x (JetPack 6.1/6.2, x86): always explicit batch (the flag is deprecated and ignored, so
+  it is not passed); weak typing with the FP16 flag, or strongly typed;
+- 11.x (x86): strongly typed only (no creation flags needed); the FP16 builder flag is gone.
+The runtime's named-tensor API (``set_tensor_address``, ``execute_async_v3``) exists in all of
+them (since 8.5), so ``tensorrt_backend.py`` has no version branches.
 
 Precision support:
 - ``fp32``: the fp32 ONNX, TF32 disabled (so "fp32" means fp32; ``--noTF32`` in trtexec).
-- ``fp16`` on TensorRT 10: the fp32 ONNX with the FP16 builder flag (weak typing: TensorRT
-  picks fp16 kernels where they are faster, keeps fp32 elsewhere).
+- ``fp16`` on TensorRT 8.6 and 10: the fp32 ONNX with the FP16 builder flag (weak typing:
+  TensorRT picks fp16 kernels where they are faster, keeps fp32 elsewhere).
 - ``fp16`` on TensorRT 11+: there is no FP16 flag (weak typing was removed); the engine is
   built strongly typed from a half-precision ONNX (``mtl-perception export --precision fp16``).
-  A half-precision ONNX is also built strongly typed on TensorRT 10.
+  A half-precision ONNX is also built strongly typed on TensorRT 10, and with the FP16 flag
+  on 8.6 (which has no strong typing).
 INT8/FP8 (explicit Q/DQ quantisation) is not supported.
 """
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import time
 from dataclasses import dataclass
@@ -33,13 +47,59 @@ INSTALL_HINT = (
 )
 
 
+# --- TensorRT versions --------------------------------------------------------------------
+
+#: The oldest TensorRT this code supports (JetPack 6.0 ships 8.6.2).
+MIN_VERSION = (8, 6)
+
+
+def parse_version(version: str) -> tuple[int, int]:
+    """(major, minor) of a ``tensorrt.__version__`` such as ``8.6.2.3`` or ``10.3.0``."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if not match:
+        raise UserError(f"cannot read the TensorRT version {version!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_version(version: str) -> int:
+    """The major version; one-line ``UserError`` below ``MIN_VERSION``."""
+    found = parse_version(version)
+    if found < MIN_VERSION:
+        raise UserError(
+            f"TensorRT {version} is too old: mtl_perception needs TensorRT {MIN_VERSION[0]}.{MIN_VERSION[1]} or "
+            "later (JetPack 6 or a current x86 TensorRT); use the torch or onnxruntime backend on this machine"
+        )
+    return found[0]
+
+
 def import_tensorrt() -> Any:
-    """``tensorrt``, or the one-line ``UserError`` that says what to install."""
+    """``tensorrt`` at a supported version, or the one-line ``UserError`` that says what to do."""
     try:
         import tensorrt
     except ImportError:
         raise UserError(INSTALL_HINT) from None
+    check_version(tensorrt.__version__)
     return tensorrt
+
+
+def onnx_precision_for(version: str, precision: str | None) -> str:
+    """The ONNX precision to export for an engine of ``precision``: TensorRT 11 builds fp16 only from an fp16 graph."""
+    return "fp16" if precision == "fp16" and check_version(version) >= 11 else "fp32"
+
+
+def network_flags(trt: Any, plan: BuildPlan) -> int:
+    """``create_network`` flags: explicit batch on 8.x (its ONNX parser needs it), strong typing where planned.
+
+    From 11 on every network is strongly typed: ``STRONGLY_TYPED`` is deprecated and ignored
+    there (and renumbered, as ``EXPLICIT_BATCH`` is gone), so nothing is passed.
+    """
+    major = check_version(trt.__version__)
+    flags = 0
+    if major < 10:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if plan.strongly_typed and major < 11:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return flags
 
 
 @dataclass(frozen=True)
@@ -55,10 +115,12 @@ def plan_build(tensorrt_version: str, graph_precision: str, precision: str) -> B
     """The build settings for ``precision`` from a ``graph_precision`` ONNX on this TensorRT version."""
     if precision not in ("fp32", "fp16"):
         raise UserError(f"TensorRT precision must be fp32 or fp16, got {precision!r}")
-    major = int(tensorrt_version.split(".")[0])
+    major = check_version(tensorrt_version)
     if graph_precision == "fp16":
         if precision != "fp16":
             raise UserError("this ONNX is half precision: build it with --precision fp16, or export an fp32 ONNX")
+        if major < 10:  # no strongly typed networks before 9: the FP16 flag lets the half graph run in fp16
+            return BuildPlan(strongly_typed=False, fp16_flag=True, tf32=False)
         return BuildPlan(strongly_typed=True, fp16_flag=False, tf32=False)
     if precision == "fp32":
         return BuildPlan(strongly_typed=major >= 11, fp16_flag=False, tf32=False)
@@ -167,10 +229,7 @@ def build_engine(
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0
-    if plan.strongly_typed and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
+    network = builder.create_network(network_flags(trt, plan))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -187,7 +246,7 @@ def build_engine(
     timing_cache = Path(timing_cache)
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
-    if hasattr(trt, "IProgressMonitor"):
+    if hasattr(trt, "IProgressMonitor"):  # 10.0 and later
         config.progress_monitor = _progress_monitor(trt, log)
 
     log(f"building TensorRT {trt.__version__} engine from {onnx_path} ({profile.describe()}); this takes minutes")

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mtl_perception.extras import require
 from mtl_perception.postprocess.grouping import (
     NUM_THING_CLASSES,
     Grouper,
@@ -65,6 +66,7 @@ class OpticsGrouping(Grouper):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require("sklearn", "scikit-learn", "train", "grouping 'optics'")
         check_setting(self, "min_samples", is_whole(self.min_samples, 2), "an integer >= 2")
         check_setting(self, "cluster_method", self.cluster_method in ("dbscan", "xi"), "'dbscan' or 'xi'")
         check_setting(self, "eps", self.eps is None or self.eps > 0, "> 0")

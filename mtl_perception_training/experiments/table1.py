@@ -33,8 +33,8 @@ from mtl_perception.config import apply_overrides, load_config
 from mtl_perception.errors import ConfigError, UserError
 from mtl_perception.io_utils import atomic_write_text
 from mtl_perception.model.tasks import TASKS
+from mtl_perception.share import share_root
 
-SCALES_DIR = Path(__file__).resolve().parents[2] / "config" / "experiments"
 SCALE_KEYS = {"seeds", "base", "task_sets", "grid", "methods", "init_study"}
 RESULT_FILE = "result.json"
 
@@ -83,12 +83,13 @@ def _grid_name(tasks: tuple[str, ...], weights: Iterable[float]) -> str:
 
 
 def resolve_scale(scale: str | Path) -> Path:
-    """``ci``/``full`` (files of config/experiments) or a path to a scale YAML."""
+    """``ci``/``full`` (files of config/experiments, in a checkout or installed) or a path to a scale YAML."""
     path = Path(scale)
     if path.suffix not in (".yaml", ".yml"):
-        path = SCALES_DIR / f"{scale}.yaml"
+        scales = share_root() / "config" / "experiments"
+        path = scales / f"{scale}.yaml"
         if not path.is_file():
-            names = sorted(p.stem for p in SCALES_DIR.glob("*.yaml"))
+            names = sorted(p.stem for p in scales.glob("*.yaml"))
             raise ConfigError(f"--scale: unknown scale {scale!r}; choose one of {names} or give a YAML file")
     return path
 
