@@ -116,37 +116,23 @@ def export(
 def build_engine_file(
     onnx_path: Path, engine_path: Path, precision: str, max_batch: int, cache_dir: Path, log: Callable[[str], None]
 ) -> tuple[Path, str]:
-    """Build ``engine_path`` (plus its sidecar) from ``onnx_path`` on this GPU; return it and the trtexec line."""
+    """Build ``engine_path`` (plus its sidecar) from ``onnx_path`` on this GPU; return it and the trtexec line.
+
+    The same build as the backend's engine cache (``tensorrt_backend.plan_engine``), written
+    to a file of the user's choosing instead of the cache.
+    """
     from mtl_perception.inference.backend import resolve_device
-    from mtl_perception.inference.cache import file_digest
     from mtl_perception.inference.engine_cache import write_sidecar
-    from mtl_perception.inference.metadata import read_onnx_metadata
-    from mtl_perception.inference.onnx_export import INPUT_NAME
-    from mtl_perception.inference.tensorrt_backend import platform_key
-    from mtl_perception.inference.trt_builder import (
-        ShapeProfile,
-        build_engine,
-        import_tensorrt,
-        plan_build,
-        trtexec_command,
-    )
+    from mtl_perception.inference.tensorrt_backend import plan_engine
     from mtl_perception.io_utils import atomic_write
 
-    trt = import_tensorrt()
-    device = resolve_device("cuda")
-    metadata = read_onnx_metadata(str(onnx_path))
-    plan = plan_build(trt.__version__, metadata.precision, precision)
-    if not (metadata.height and metadata.width):
-        raise UserError(f"{onnx_path} records no input size: export with --height/--width")
-    profile = ShapeProfile.for_model(metadata, metadata.height, metadata.width, max_batch)
-    key = platform_key(trt.__version__, device, file_digest(onnx_path), precision, profile.describe())
-    timing_cache = cache_dir / "timing" / f"{key.gpu.replace(' ', '_')}-trt{key.tensorrt}.cache"
-    command = trtexec_command(onnx_path, engine_path, plan, profile, INPUT_NAME, timing_cache, metadata.dynamic)
+    build = plan_engine(onnx_path, resolve_device("cuda"), precision, cache_dir, max_batch=max_batch)
+    command = build.command(engine_path)
     log(f"equivalent trtexec command:\n  {command}")
-    serialized = build_engine(onnx_path, plan, profile, timing_cache, log)
+    serialized = build.build(log)
     atomic_write(engine_path, lambda tmp: Path(tmp).write_bytes(serialized))
-    write_sidecar(engine_path, key, metadata)
-    log(f"wrote {engine_path} ({key.describe()})")
+    write_sidecar(engine_path, build.key, build.metadata)
+    log(f"wrote {engine_path} ({build.key.describe()})")
     return engine_path, command
 
 

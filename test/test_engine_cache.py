@@ -190,3 +190,13 @@ def test_open_engine_builds_once_per_key_and_rebuilds_when_tensorrt_changes(tmp_
     # An explicitly given engine built under the old TensorRT is refused with the clear message.
     with pytest.raises(UserError, match=r"TensorRT 10.3.0 \(here: 10.4.0\)"):
         tensorrt_backend.open_engine(first, None, None, tmp_path / "cache")
+
+    # export --engine takes the same build path: same key, plan and timing cache, its own file.
+    from mtl_perception.inference import backend as backend_module
+    from mtl_perception_training.export import build_engine_file
+
+    monkeypatch.setattr(backend_module, "resolve_device", lambda name: None)
+    engine, command = build_engine_file(onnx_path, tmp_path / "mine.engine", "fp16", 1, tmp_path / "cache", lambda m: None)
+    cached_key, _ = read_sidecar(tensorrt_backend.open_engine(onnx_path, None, "fp16", tmp_path / "cache"))
+    assert len(builds) == 5 and builds[-1] == builds[-2]  # at the model's own size, as export builds
+    assert read_sidecar(engine)[0] == cached_key and str(tmp_path / "cache" / "timing") in command

@@ -12,7 +12,9 @@ sidecar says it was built for this GPU and TensorRT version (else one clear erro
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,6 +44,52 @@ def platform_key(
     return EngineKey(model_hash, gpu, f"{major}.{minor}", trt_version, precision, input_shape)
 
 
+@dataclass(frozen=True)
+class EngineBuild:
+    """What building an engine for one ONNX file on this GPU means: its cache key, the build
+    plan for this TensorRT, the shape profile and the shared timing cache. The one build path
+    of ``open_engine`` (engines cached on first use) and ``export --engine`` (an engine file)."""
+
+    onnx: Path
+    key: EngineKey
+    plan: Any
+    profile: ShapeProfile
+    metadata: Any
+    timing_cache: Path
+
+    def command(self, target: Path) -> str:
+        """The ``trtexec`` line that builds the same engine (for users who build offline)."""
+        return trtexec_command(self.onnx, target, self.plan, self.profile, INPUT_NAME, self.timing_cache, self.metadata.dynamic)
+
+    def build(self, log: Any = None) -> bytes:
+        """The serialised engine (minutes on a Jetson)."""
+        return build_engine(self.onnx, self.plan, self.profile, self.timing_cache, log)
+
+
+def plan_engine(
+    onnx_path: str | Path,
+    device: torch.device,
+    precision: str | None,
+    cache_dir: str | Path,
+    height: int | None = None,
+    width: int | None = None,
+    max_batch: int = 1,
+) -> EngineBuild:
+    """The engine build of ``onnx_path`` for this GPU and TensorRT (checked, nothing built yet)."""
+    trt = import_tensorrt()
+    path = Path(onnx_path)
+    metadata = read_onnx_metadata(str(path))
+    precision = precision or metadata.precision
+    plan = plan_build(trt.__version__, metadata.precision, precision)
+    height, width = height or metadata.height, width or metadata.width
+    if not (height and width):
+        raise UserError(f"{path} records no input size: pass height and width for the engine")
+    profile = ShapeProfile.for_model(metadata, height, width, max_batch)
+    key = platform_key(trt.__version__, device, file_digest(path), precision, profile.describe())
+    timing_cache = Path(cache_dir) / "timing" / f"{key.gpu.replace(' ', '_')}-trt{key.tensorrt}.cache"
+    return EngineBuild(path, key, plan, profile, metadata, timing_cache)
+
+
 def open_engine(
     model_path: str | Path,
     device: torch.device,
@@ -52,28 +100,18 @@ def open_engine(
     max_batch: int = 1,
 ) -> Path:
     """Path of a usable engine for ``model_path`` (.engine, or .onnx built into the cache)."""
-    trt = import_tensorrt()
     path = Path(model_path)
     if path.suffix in (".engine", ".plan"):
         built_for, _ = read_sidecar(path)
-        check_platform(built_for, platform_key(trt.__version__, device), path)
+        check_platform(built_for, platform_key(import_tensorrt().__version__, device), path)
         return path
-    metadata = read_onnx_metadata(str(path))
-    precision = precision or metadata.precision
-    plan = plan_build(trt.__version__, metadata.precision, precision)
-    height, width = height or metadata.height, width or metadata.width
-    if not (height and width):
-        raise UserError(f"{path} records no input size: pass height and width for the engine")
-    profile = ShapeProfile.for_model(metadata, height, width, max_batch)
-    key = platform_key(trt.__version__, device, file_digest(path), precision, profile.describe())
+    build = plan_engine(path, device, precision, cache_dir, height, width, max_batch)
     cache = EngineCache(cache_dir)
-    engine_path = cache.lookup(key, path.stem)
+    engine_path = cache.lookup(build.key, path.stem)
     if engine_path is None:
-        timing_cache = Path(cache_dir) / "timing" / f"{key.gpu.replace(' ', '_')}-trt{key.tensorrt}.cache"
-        target = cache.path_for(key, path.stem)
-        command = trtexec_command(path, target, plan, profile, INPUT_NAME, timing_cache, metadata.dynamic)
-        LOG.info("no cached engine for %s on %s; equivalent command: %s", path.name, key.describe(), command)
-        engine_path = cache.store(key, path.stem, build_engine(path, plan, profile, timing_cache), metadata)
+        LOG.info("no cached engine for %s on %s; equivalent command: %s", path.name, build.key.describe(),
+                 build.command(cache.path_for(build.key, path.stem)))
+        engine_path = cache.store(build.key, path.stem, build.build(), build.metadata)
     return engine_path
 
 
