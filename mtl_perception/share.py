@@ -19,8 +19,10 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 def share_candidates() -> list[Path]:
     """The folders that may hold the data files, most specific first."""
     # site-packages -> pythonX.Y -> lib -> prefix (venv, colcon's install/<pkg>, /usr, ~/.local).
-    prefix = _PACKAGE_DIR.parents[3]
-    return [_PACKAGE_DIR.parent, prefix / "share" / PACKAGE, Path(sys.prefix) / "share" / PACKAGE]
+    # A checkout near the file system's root (/work/repo) has fewer parents than that.
+    parents = _PACKAGE_DIR.parents
+    installed = [parents[3] / "share" / PACKAGE] if len(parents) > 3 else []
+    return [_PACKAGE_DIR.parent, *installed, Path(sys.prefix) / "share" / PACKAGE]
 
 
 def share_root() -> Path:

@@ -60,3 +60,13 @@ def test_without_installed_data_files_the_lookup_is_one_line(monkeypatch, tmp_pa
     with pytest.raises(UserError, match="not installed; looked in") as exc:
         share_root()
     assert "\n" not in str(exc.value)
+
+
+def test_a_checkout_near_the_file_system_root_finds_its_own_data_files(monkeypatch):
+    """/work/repo/mtl_perception has three parents: no lib/pythonX.Y/site-packages above it."""
+    from pathlib import Path
+
+    from mtl_perception import share
+
+    monkeypatch.setattr(share, "_PACKAGE_DIR", Path("/repo/mtl_perception"))
+    assert share.share_candidates()[0] == Path("/repo")
