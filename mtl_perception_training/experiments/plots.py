@@ -176,8 +176,9 @@ def learning_curves(
     curves = {(s.spec.name, m): _mean_curve(out_dir, s, m) for s in rows for m in metrics if METRIC_TASK[m] in s.spec.tasks}
     if not any(len(steps) > 1 for steps, _ in curves.values()):
         return False
-    fig = Figure(figsize=(5 * len(metrics), 4))
-    for ax, metric in zip(fig.subplots(1, len(metrics), squeeze=False)[0], metrics):
+    fig = Figure(figsize=(5 * len(metrics) + 4, 4))
+    *panels, legend_panel = fig.subplots(1, len(metrics) + 1, squeeze=False)[0]  # the legend gets a panel of its own
+    for ax, metric in zip(panels, metrics):
         for s in rows:
             steps, values = curves.get((s.spec.name, metric), ([], []))
             if steps:
@@ -186,7 +187,10 @@ def learning_curves(
                 ax.plot(steps, values, marker=".", label=label + (f" ({s.spec.name})" if s.spec.method == "grid" else ""),
                         **style)
         _label_metric_axes(ax, metric, "step", VAL)
-    _finish(fig, f"{set_name(tasks)}: learning curves (validation, mean over seeds)", path)
+    legend_panel.axis("off")
+    legend_panel.legend(*panels[0].get_legend_handles_labels(), loc="center left", fontsize=7)
+    fig.suptitle(f"{set_name(tasks)}: learning curves (validation, mean over seeds)")
+    _save(fig, path)
     return True
 
 
