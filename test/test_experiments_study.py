@@ -147,9 +147,18 @@ def test_tiny_study_trains_controls_after_their_source_and_scores_the_test_split
     base = ["experiment", "table1", "--data", str(synth_root), "--scale", str(scale), "--out", str(out)]
     only = [a for n in ("uncertainty-*", "fixed-learned-*", "normalized-*") for a in ("--only", n)]
 
-    # The validation split itself as the test split is refused before anything trains.
+    # The validation split itself as the test split is refused before anything trains, and so is
+    # a copy of it: a second synth root of the same seed.
     assert main([*base, "--test-data", str(synth_root), *only]) == 2
     assert "--test-data" in capsys.readouterr().err and not out.exists()
+    copy_root = tmp_path / "same_seed"
+    generate_dataset(copy_root, train=0, val=2, height=64, width=128, seed=0)
+    assert main([*base, "--test-data", str(copy_root), *only]) == 2
+    assert "is the same image as" in capsys.readouterr().err and not out.exists()
+    # A control whose source has not run is skipped with the reason, not fatal for the others.
+    assert main([*base, "--test-data", str(test_root), "--only", "fixed-learned-*"]) == 0
+    assert capsys.readouterr().out.count("skipped, fixed-learned-instance+depth seed") == 2
+    assert not (out / "runs" / "fixed-learned-instance+depth").exists()
     assert main([*base, "--test-data", str(test_root), *only]) == 0
 
     exp = load_experiment(scale)

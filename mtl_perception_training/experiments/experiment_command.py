@@ -47,7 +47,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test-data", type=Path, metavar="ROOT",
         help="held-out test scenes, only reported, never used for a choice (e.g. a synth root of another seed)",
     )
-    table1.add_argument("--test-split", default="val", help="split of --test-data to score (default: val)")
+    table1.add_argument("--test-split", default="val", metavar="SPLIT", help="split of --test-data to score (default: val)")
 
 
 def _run(args: argparse.Namespace) -> int:

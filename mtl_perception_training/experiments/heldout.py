@@ -31,17 +31,29 @@ class TestSplit:
         return {"data": str(self.root), "split": self.split, "model": TEST_MODEL_RULE}
 
 
+_HINT = "held-out scenes are e.g. `mtl-perception synth --train 0 --val 200 --seed 1 --out data/synth_test`"
+
+
 def check_separate(test: TestSplit, cfg: Mapping[str, Any]) -> None:
-    """``UserError`` when the test split is the training or validation split itself."""
+    """``UserError`` when the test split is, or shares an image with, the training or validation split.
+
+    Images are compared byte for byte where file names coincide: a second synth root of the
+    *same* seed is a copy of the validation split under another path.
+    """
+    from mtl_perception.data.cityscapes import discover
+
     data = cfg["data"]
-    same_root = Path(data["root"]).resolve() == test.root.resolve()
-    if same_root and test.split in (data["val_split"], data["train_split"]):
-        raise UserError(
-            f"--test-data {test.root} [{test.split}] is the experiment's own {test.split} split; the test scenes "
-            "must be ones no choice sees, e.g. `mtl-perception synth --train 0 --val 100 --seed 1 --out data/synth_test`"
-        )
     if not (test.root / "leftImg8bit" / test.split).is_dir():
         raise UserError(f"--test-data: no {test.split} split under {test.root} (expected {test.root}/leftImg8bit/{test.split})")
+    same_root = Path(data["root"]).resolve() == test.root.resolve()
+    if same_root and test.split in (data["val_split"], data["train_split"]):
+        raise UserError(f"--test-data {test.root} [{test.split}] is the experiment's own {test.split} split; {_HINT}")
+    test_images = {f.stem: f.image for f in discover(test.root, test.split)}
+    for split in (s for s in (data["val_split"], data["train_split"]) if s):
+        for files in discover(data["root"], split):
+            twin = test_images.get(files.stem)
+            if twin is not None and twin.read_bytes() == files.image.read_bytes():
+                raise UserError(f"--test-data: {twin} is the same image as {files.image} of the {split} split; {_HINT}")
 
 
 def evaluate_test(model: nn.Module, cfg: Mapping[str, Any], test: TestSplit) -> dict[str, float]:

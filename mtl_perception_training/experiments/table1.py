@@ -350,8 +350,12 @@ def run_experiment(
         check_separate(test, todo[0][2])
     results = []
     for i, (seed, spec, cfg) in enumerate(todo, 1):
-        if spec.source is not None:  # its source run of this seed has finished by now
-            cfg = training_config(experiment, spec, data_root, seed, out_dir)
+        if spec.source is not None:  # its source run of this seed has finished by now, unless not selected or diverged
+            try:
+                cfg = training_config(experiment, spec, data_root, seed, out_dir)
+            except UserError as exc:  # one control that cannot run must not stop the other runs
+                log(f"[{i}/{len(todo)}] {spec.name} seed {seed}: skipped, {exc}")
+                continue
         result, trained = run_one(spec, seed, cfg, out_dir, test)
         headline = ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items() if k in _HEADLINE)
         if "test" in result:
