@@ -176,13 +176,24 @@ def test_tiny_study_trains_controls_after_their_source_and_scores_the_test_split
             assert (test["data"], test["split"], test["model"]) == (str(test_root), "val", "final weights")
             assert {INS, DEP} <= test["metrics"].keys() and test["metrics"][INS] != result["metrics"][INS]
     assert copied[0] != copied[1]  # each seed copies its own source run, not seed 0's
+    # The normalisation control's logged weights are 1 / (2 x the bias-corrected running mean of
+    # its logged losses), momentum 0.99, recomputed here from train.csv.
+    log = report.read_log(run_dir(out, spec["normalized-instance+depth"], 1) / "train.csv")
+    for task in ("instance", "depth"):
+        losses = log[f"loss_{task}"]
+        n = len(losses)
+        mean = sum(0.01 * 0.99 ** (n - 1 - k) * loss for k, loss in enumerate(losses)) / (1 - 0.99 ** n)
+        assert n == 4 and log[f"w_{task}"][-1] == pytest.approx(0.5 / mean, rel=1e-5)
 
     md = (out / "table1.md").read_text()
-    assert "Control: uncertainty's final weights, fixed" in md and "vs loss normalisation" in md
+    assert "Control: uncertainty's final weights, fixed" in md and "vs loss normalisation |" in md
     saved = json.loads((out / "results.json").read_text())
     row = next(r for r in saved["comparisons"] if r["config"] == "uncertainty-instance+depth" and r["metric"] == DEP)
     assert row["fixed-learned"]["seeds"] == [0, 1] and row["fixed-learned"]["verdict"] in (BETTER, WORSE, WITHIN_NOISE)
     assert (out / "curves_instance_depth.png").read_bytes().startswith(PNG)  # val_every 2 of 4 steps: 2 points
+    ranking = md.split("## Is the ranking still moving?")[1].split("##")[0]
+    assert ranking.count("| 2 | ") == ranking.count("| 4 | ") == 2 and ranking.count("Order ") == 2  # two metrics
+    assert "> fixed-learned (" in ranking or "| fixed-learned (" in ranking
 
 
 def test_study_presets_are_three_seeds_uncapped_with_controls_and_curves():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mtl_perception_training.experiments.controls import CONTROLS
+from mtl_perception_training.experiments.controls import CONTROLS, FIXED_LEARNED, NORMALIZED
 from mtl_perception_training.experiments.report import (
     FIXED_METHODS,
     HIGHER_IS_BETTER,
@@ -29,7 +29,8 @@ REFERENCES = {
     "equal": "unweighted sum",
     "grid_chosen": "grid pick",
     "grid_best_for_metric": "best grid point for this metric",
-    **{c: METHOD_LABELS[c].split(": ", 1)[1] for c in CONTROLS},
+    FIXED_LEARNED: "its final weights, fixed",
+    NORMALIZED: "loss normalisation",
 }
 _SHORT = {BETTER: "better", WORSE: "worse", WITHIN_NOISE: "≈ noise", UNKNOWN: "n/a"}
 

@@ -34,9 +34,9 @@ from mtl_perception_training.experiments.report import (
     VAL,
     Summary,
     read_log,
-    table_rows,
     task_metrics,
 )
+from mtl_perception_training.experiments.curves import curve_rows, set_curves
 from mtl_perception_training.experiments.table1 import Experiment, run_dir, set_name
 
 _LEARNED_MARKERS = ("*", "P", "X", "D")
@@ -156,24 +156,13 @@ def weights_over_training(experiment: Experiment, summaries: dict[str, Summary],
     return True
 
 
-def _mean_curve(out_dir: Path, s: Summary, metric: str) -> tuple[list[float], list[float]]:
-    """(steps, mean over seeds) of ``metric`` in the runs' val.csv, at the steps every seed has."""
-    logs = [read_log(run_dir(out_dir, s.spec, seed) / "val.csv") for seed in s.seeds]
-    per_seed = [dict(zip(log["step"], log[metric])) for log in logs if metric in log]
-    if not per_seed:
-        return [], []
-    steps = sorted(set.intersection(*(set(p) for p in per_seed)))
-    return steps, [sum(p[step] for p in per_seed) / len(per_seed) for step in steps]
-
-
 def learning_curves(
     experiment: Experiment, summaries: dict[str, Summary], out_dir: Path, tasks: tuple[str, ...], path: Path
 ) -> bool:
     """Validation metrics over training for every table row of ``tasks``; False with fewer than two points."""
-    rows = [s for s in table_rows(experiment, summaries) if s.seeds and (s.spec.tasks == tasks or (
-        s.spec.method == "single" and s.spec.tasks[0] in tasks))]
+    rows = curve_rows(experiment, summaries, tasks)
     metrics = task_metrics(tasks)
-    curves = {(s.spec.name, m): _mean_curve(out_dir, s, m) for s in rows for m in metrics if METRIC_TASK[m] in s.spec.tasks}
+    curves = set_curves(experiment, summaries, out_dir, tasks)
     if not any(len(steps) > 1 for steps, _ in curves.values()):
         return False
     fig = Figure(figsize=(5 * len(metrics) + 4, 4))

@@ -209,6 +209,7 @@ def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callabl
     """Write results.json, table1.md and the PNG figures into ``out_dir``; returns the markdown path."""
     from mtl_perception_training.experiments import plots
     from mtl_perception_training.experiments.comparisons import comparison_markdown, comparisons, verdict_counts
+    from mtl_perception_training.experiments.curves import ranking_markdown
 
     out_dir = Path(out_dir)
     summaries = collect(experiment, out_dir, seeds)
@@ -237,6 +238,10 @@ def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callabl
         *verdict_counts(compared),
         "",
         comparison_markdown(compared) if compared else "No learned-weighting run has finished yet.",
+        "",
+        "## Is the ranking still moving? (validation, mean over seeds)",
+        "",
+        ranking_markdown(experiment, summaries, out_dir),
         "",
         "## The same rows on the validation split (what the choices saw)",
         "",
