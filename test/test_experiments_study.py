@@ -191,6 +191,14 @@ def test_tiny_study_trains_controls_after_their_source_and_scores_the_test_split
     row = next(r for r in saved["comparisons"] if r["config"] == "uncertainty-instance+depth" and r["metric"] == DEP)
     assert row["fixed-learned"]["seeds"] == [0, 1] and row["fixed-learned"]["verdict"] in (BETTER, WORSE, WITHIN_NOISE)
     assert (out / "curves_instance_depth.png").read_bytes().startswith(PNG)  # val_every 2 of 4 steps: 2 points
+    # A rerun skips the finished runs; another test split into the same --out is refused.
+    capsys.readouterr()
+    assert main([*base, "--test-data", str(test_root), *only]) == 0
+    assert capsys.readouterr().out.count("done before, skipped") == 6
+    other = tmp_path / "other_test"
+    generate_dataset(other, train=0, val=2, height=64, width=128, seed=2)
+    assert main([*base, "--test-data", str(other), *only]) == 2
+    assert "was scored on the test split" in capsys.readouterr().err
     ranking = md.split("## Is the ranking still moving?")[1].split("##")[0]
     assert ranking.count("| 2 | ") == ranking.count("| 4 | ") == 2 and ranking.count("Order ") == 2  # two metrics
     assert "> fixed-learned (" in ranking or "| fixed-learned (" in ranking

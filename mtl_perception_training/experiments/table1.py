@@ -155,6 +155,7 @@ def _controls(raw: Mapping[str, Any], specs: list[RunSpec], path: Path) -> list[
 
 
 def spec_named(experiment: Experiment, name: str) -> RunSpec:
+    """The configuration called ``name`` (a control's source)."""
     return next(s for s in experiment.specs if s.name == name)
 
 
@@ -319,8 +320,14 @@ def run_one(
 
 
 def _check_same_test(path: Path, test: TestSplit | None, saved: Mapping[str, Any] | None) -> None:
-    """``ConfigError`` when a finished run was scored on another test split than the one asked for."""
-    if test is not None and saved is not None and (saved["data"], saved["split"]) != (str(test.root), test.split):
+    """``ConfigError`` when a finished run was scored on another test split than the one asked for.
+
+    A run finished without a test split keeps none (its final weights are gone): the report's
+    test cells for it read "no test".
+    """
+    if test is not None and saved is not None and (
+        Path(saved["data"]).resolve() != test.root.resolve() or saved["split"] != test.split
+    ):
         raise ConfigError(
             f"{path} was scored on the test split {saved['data']} [{saved['split']}], not {test.root} [{test.split}]; "
             "use a new --out for another test split"
