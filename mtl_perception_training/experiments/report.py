@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 from mtl_perception.io_utils import atomic_write_text
 from mtl_perception.model.tasks import TASKS
 
+from mtl_perception_training.experiments.controls import FIXED_LEARNED, NORMALIZED
 from mtl_perception_training.experiments.table1 import RESULT_FILE, Experiment, RunSpec, run_dir, set_name
 
 METRICS = ("miou", "instance_err_px", "disparity_err_px")
@@ -38,10 +39,10 @@ METHOD_LABELS = {
     "uncertainty": "Uncertainty weighting (Kendall et al.)",
     "dwa": "DWA (Liu et al.)",
     "gradnorm": "GradNorm (Chen et al.)",
-    "fixed-learned": "Control: uncertainty's final weights, fixed",
-    "normalized": "Control: loss normalisation, L_i / (2 mean L_i)",
+    FIXED_LEARNED: "Control: uncertainty's final weights, fixed",
+    NORMALIZED: "Control: loss normalisation, L_i / (2 mean L_i)",
 }
-WEIGHT_NOTES = {"fixed-learned": " (fixed, from uncertainty's end)", "normalized": " (at end)"}
+WEIGHT_NOTES = {FIXED_LEARNED: " (fixed, from uncertainty's end)", NORMALIZED: " (at end)"}
 VAL, TEST = "val", "test"
 SPLIT_NAMES = {VAL: "validation", TEST: "test"}
 FIXED_METHODS = ("single", "equal", "grid")
@@ -122,7 +123,7 @@ def best_grid(summaries: dict[str, Summary], tasks: tuple[str, ...]) -> Summary 
         return None
     ranks = {s.spec.name: 0.0 for s in points}
     for metric in task_metrics(tasks):
-        order = sorted(points, key=lambda s: -s.mean(metric) if metric in HIGHER_IS_BETTER else s.mean(metric))
+        order = sorted(points, key=lambda s: -s.mean(metric, VAL) if metric in HIGHER_IS_BETTER else s.mean(metric, VAL))
         for rank, s in enumerate(order):
             ranks[s.spec.name] += rank
     return min(points, key=lambda s: ranks[s.spec.name])
@@ -133,7 +134,7 @@ def best_grid_value(summaries: dict[str, Summary], tasks: tuple[str, ...], metri
     points = [s for s in summaries.values() if s.spec.method == "grid" and s.spec.tasks == tasks and s.seeds]
     if not points:
         return None
-    key = (lambda s: -s.mean(metric)) if metric in HIGHER_IS_BETTER else (lambda s: s.mean(metric))
+    key = (lambda s: -s.mean(metric, VAL)) if metric in HIGHER_IS_BETTER else (lambda s: s.mean(metric, VAL))
     return min(points, key=key)
 
 
