@@ -509,7 +509,7 @@ class Trainer:
         if self.val_loader is None:
             return
         acc = accumulate(
-            self._validated_model(), self.val_loader, self.ctx.device, self.model.tasks, self.amp_dtype, self.channels_last
+            self.validated_model(), self.val_loader, self.ctx.device, self.model.tasks, self.amp_dtype, self.channels_last
         )
         if self.ctx.distributed:
             acc.load_state_tensor(distributed.all_reduce_sum(acc.state_tensor(), self.ctx))
@@ -527,7 +527,7 @@ class Trainer:
                     {
                         "format": CHECKPOINT_FORMAT,
                         "config": self.cfg,
-                        "model": self._validated_model().state_dict(),
+                        "model": self.validated_model().state_dict(),
                         "weighting": self.weighting.state_dict(),
                         "step": self.step,
                         "metrics": self.metrics,
@@ -535,8 +535,11 @@ class Trainer:
                     },
                 )
 
-    def _validated_model(self) -> nn.Module:
-        """What validation scores and best.pt keeps: the weight average when there is one."""
+    def validated_model(self) -> nn.Module:
+        """What validation scores and best.pt keeps: the weight average when there is one.
+
+        After :meth:`fit`, the final weights as validated: what a held-out test evaluation runs.
+        """
         return self.ema.module if self.ema is not None else self.model
 
     def _save_last(self) -> None:

@@ -16,6 +16,8 @@ import yaml
 from mtl_perception.cli import main
 from mtl_perception.errors import ConfigError, UserError
 from mtl_perception_training.experiments import report
+from mtl_perception_training.experiments.comparisons import comparisons
+from mtl_perception_training.experiments.stats import UNKNOWN
 from mtl_perception_training.experiments.table1 import RESULT_FILE, load_experiment, run_dir, select, training_config
 from mtl_perception_training.trainer import Trainer
 
@@ -59,7 +61,7 @@ def test_scale_files_hold_the_papers_grid_and_every_run_is_a_valid_training(scal
         cfg = training_config(exp, exp.specs[0], Path("/data"), 0)
         assert (cfg["data"]["height"], cfg["data"]["width"], cfg["model"]["backbone"]) == (64, 128, "resnet18")
         assert cfg["model"]["aspp_channels"] == cfg["model"]["decoder_channels"] == 32
-        assert 100 <= cfg["optim"]["steps"] <= 200 and exp.seeds == 1 and len(exp.specs) <= 30
+        assert 100 <= cfg["optim"]["steps"] <= 200 and exp.seeds == 1 and len(exp.specs) <= 36
     else:
         cfg = training_config(exp, exp.specs[0], Path("/data"), 0)
         assert cfg["model"]["backbone"] == "resnet101" and cfg["model"]["output_stride"] == 8 and exp.seeds >= 3
@@ -156,12 +158,15 @@ def test_report_picks_the_grid_point_by_mean_rank_and_says_who_wins(tmp_path):
     assert unc.weights() == {"instance": 0.2, "depth": 0.8}
     assert summaries["uncertainty-instance+depth-init-1"].diverged == [1]
 
-    rows = {(r["config"], r["metric"]): r for r in report.comparisons(exp, summaries)}
+    rows = {(r["config"], r["metric"]): r for r in comparisons(exp, summaries, report.VAL)}
     assert set(rows) == {("uncertainty-instance+depth", ins), ("uncertainty-instance+depth", dep)}
     r_ins, r_dep = rows[("uncertainty-instance+depth", ins)], rows[("uncertainty-instance+depth", dep)]
-    assert (r_ins["single"]["better"], r_ins["equal"]["better"], r_ins["grid_chosen"]["better"]) == (True, True, False)
-    assert (r_dep["single"]["better"], r_dep["grid_chosen"]["better"]) == (True, True)
-    assert r_dep["grid_best_for_metric"] == {"config": "grid-instance+depth-0.25_0.75", "value": 0.9, "better": False}
+    # The references ran seed 0 only: one paired difference each, no interval.
+    assert r_ins["single"]["differences"] == [pytest.approx(2.85 - 3.0)] and r_ins["single"]["verdict"] == UNKNOWN
+    assert r_ins["grid_chosen"]["config"] == "grid-instance+depth-0.5_0.5"
+    assert r_dep["grid_best_for_metric"]["config"] == "grid-instance+depth-0.25_0.75"
+    assert r_dep["grid_best_for_metric"]["difference"] == pytest.approx(0.92 - 0.9)
+    assert r_ins["fixed-learned"] is None and r_ins["normalized"] is None  # controls not run
 
     md = md_path.read_text()
     assert "| Uncertainty weighting (Kendall et al.) | instance+depth | – / 0.2 / 0.8 (learned, at end) | – | 2.900 ± 0.071 | 0.940 ± 0.028 | 2 |" in md
@@ -171,7 +176,8 @@ def test_report_picks_the_grid_point_by_mean_rank_and_says_who_wins(tmp_path):
     assert "| uncertainty-instance+depth | – | 0.600 | 0.300 |" in md
     saved = json.loads((out / "results.json").read_text())
     assert saved["grid_pick"] == {"instance+depth": "grid-instance+depth-0.5_0.5"}
-    assert saved["configurations"]["uncertainty-instance+depth"]["metrics"][ins]["values"] == [2.85, 2.95]
+    assert saved["configurations"]["uncertainty-instance+depth"]["metrics_val"][ins]["per_seed"] == {"0": 2.85, "1": 2.95}
+    assert saved["reported_split"] == "val" and "No test split was given" in md
     for name in ("fig2_instance_depth.png", "uncertainty_init.png", "weights_over_training.png"):
         assert (out / name).read_bytes().startswith(PNG), name
         assert f"`{name}`" in md
@@ -199,7 +205,7 @@ def test_command_trains_reports_resumes_an_interrupted_run_and_skips_finished_on
     assert max(abs(gn[f"w_{t}"] - 1.0) for t in TRIPLE) > 1e-3
     assert {f"s_{t}" for t in TRIPLE} <= results["uncertainty-semantic+instance+depth"]["final"].keys()
     md = (out / "table1.md").read_text()
-    assert "3 of 27 configurations finished" in md and "GradNorm (Chen et al.)" in md
+    assert "3 of 35 configurations finished" in md and "GradNorm (Chen et al.)" in md
     assert (out / "weights_over_training.png").read_bytes().startswith(PNG)
 
     # An interrupted run: single-depth stopped by the trainer after step 2 of 4.

@@ -64,7 +64,8 @@ def test_readme_command_parses_and_names_existing_files(argv):
         resolve_train_config(apply_overrides(load_config(REPO / config), args.overrides))
     if args.command == "experiment":
         scale = Path(args.scale)
-        assert args.scale in ("ci", "full") or (REPO / scale).is_file(), f"no scale file {scale}"
+        assert (REPO / "config" / "experiments" / f"{args.scale}.yaml").is_file() or (REPO / scale).is_file(), \
+            f"no scale file {scale}"
 
 
 def test_readme_launch_lines_name_existing_launch_files_and_arguments():

@@ -1,7 +1,8 @@
 """``mtl-perception experiment table1``: the paper's Table 1 (and Figure 2) on one dataset and budget.
 
 Trains every configuration of a scale file (single tasks, unweighted sum, fixed-weight grid,
-uncertainty weighting, DWA, GradNorm, the start-value study) over N seeds into ``--out`` and
+uncertainty weighting and its two controls, DWA, GradNorm, the start-value study) over N seeds
+into ``--out``, picks on the validation split, reports the held-out ``--test-data`` scenes and
 writes table1.md, results.json and PNG figures there. Rerunning with the same ``--out``
 skips finished runs and resumes an interrupted one, so a stopped experiment just continues.
 """
@@ -42,11 +43,17 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     table1.add_argument("--list", action="store_true", help="print the configuration names and exit")
     table1.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs, train nothing")
+    table1.add_argument(
+        "--test-data", type=Path, metavar="ROOT",
+        help="held-out test scenes, only reported, never used for a choice (e.g. a synth root of another seed)",
+    )
+    table1.add_argument("--test-split", default="val", metavar="SPLIT", help="split of --test-data to score (default: val)")
 
 
 def _run(args: argparse.Namespace) -> int:
     from mtl_perception.errors import UserError
 
+    from mtl_perception_training.experiments.heldout import TestSplit
     from mtl_perception_training.experiments.report import write_report
     from mtl_perception_training.experiments.table1 import load_experiment, run_experiment, select
 
@@ -66,7 +73,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("--data is required (a dataset root in the Cityscapes layout, e.g. data/synth)")
     if not args.data.is_dir():
         raise UserError(f"--data: dataset folder not found: {args.data}")
-    run_experiment(experiment, args.data, out, seeds, args.only)
+    test = TestSplit(args.test_data, args.test_split) if args.test_data is not None else None
+    run_experiment(experiment, args.data, out, seeds, args.only, test=test)
     return 0
 
 

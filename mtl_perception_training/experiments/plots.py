@@ -8,6 +8,11 @@
   training from each start value of s, read from each run's train.csv (seed 0).
 - ``weights_over_training.png``: the effective weights of every learned/dynamic weighting on
   the init study's task set (seed 0).
+- ``curves_<tasks>.png``: learning curves, the validation metrics at every ``train.val_every``
+  step (each run's val.csv, mean over seeds) of each row of that task set, so a reader sees
+  whether the ranking is still moving when training stops.
+
+Figure 2 shows the split the report reports (test when the runs have one).
 """
 from __future__ import annotations
 
@@ -25,10 +30,13 @@ from mtl_perception_training.experiments.report import (
     HIGHER_IS_BETTER,
     METHOD_LABELS,
     METRIC_TASK,
+    SPLIT_NAMES,
+    VAL,
     Summary,
     read_log,
     task_metrics,
 )
+from mtl_perception_training.experiments.curves import curve_rows, set_curves
 from mtl_perception_training.experiments.table1 import Experiment, run_dir, set_name
 
 _LEARNED_MARKERS = ("*", "P", "X", "D")
@@ -40,17 +48,17 @@ def _save(fig: Figure, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
 
-def _std(s: Summary, metric: str) -> float:
+def _std(s: Summary, metric: str, split: str) -> float:
     """The seed std for error bars; 0 with a single seed."""
-    std = s.std(metric)
+    std = s.std(metric, split)
     return 0.0 if math.isnan(std) else std
 
 
-def _errorbar(ax: Any, x: float, s: Summary, metric: str, **style: Any) -> None:
-    ax.errorbar([x], [s.mean(metric)], yerr=[_std(s, metric)], linestyle="none", capsize=3, **style)
+def _errorbar(ax: Any, x: float, s: Summary, metric: str, split: str, **style: Any) -> None:
+    ax.errorbar([x], [s.mean(metric, split)], yerr=[_std(s, metric, split)], linestyle="none", capsize=3, **style)
 
 
-def figure2(pair: tuple[str, str], summaries: dict[str, Summary], path: Path) -> bool:
+def figure2(pair: tuple[str, str], summaries: dict[str, Summary], path: Path, split: str) -> bool:
     """Metric against the first task's weight for one pair; False (nothing drawn) without grid results."""
     a, b = pair
     grid = [s for s in summaries.values() if s.spec.method == "grid" and s.spec.tasks == pair and s.seeds]
@@ -67,27 +75,36 @@ def figure2(pair: tuple[str, str], summaries: dict[str, Summary], path: Path) ->
     fig = Figure(figsize=(10, 4))
     for ax, metric in zip(fig.subplots(1, 2), task_metrics(pair)):
         xs = [share(s.weights()) for s in grid]
-        ax.errorbar(xs, [s.mean(metric) for s in grid], yerr=[_std(s, metric) for s in grid], marker="o", capsize=3,
+        ax.errorbar(xs, [s.mean(metric, split) for s in grid], yerr=[_std(s, metric, split) for s in grid], marker="o", capsize=3,
                     label="fixed weights (grid)")
         single = summaries[f"single-{METRIC_TASK[metric]}"]
         if single.seeds:
-            _errorbar(ax, 1.0 if METRIC_TASK[metric] == a else 0.0, single, metric, marker="s", color="black",
+            _errorbar(ax, 1.0 if METRIC_TASK[metric] == a else 0.0, single, metric, split, marker="s", color="black",
                       label=f"single task ({METRIC_TASK[metric]})")
         equal = summaries[f"equal-{set_name(pair)}"]
         if equal.seeds:
-            _errorbar(ax, 0.5, equal, metric, marker="^", color="tab:gray", label="unweighted sum")
+            _errorbar(ax, 0.5, equal, metric, split, marker="^", color="tab:gray", label="unweighted sum")
         for marker, s in zip(_LEARNED_MARKERS, learned):
-            _errorbar(ax, share(s.weights()), s, metric, marker=marker, markersize=12,
+            _errorbar(ax, share(s.weights()), s, metric, split, marker=marker, markersize=12,
                       label=f"{METHOD_LABELS.get(s.spec.method, s.spec.method)} (learned weight)")
         ax.set_xlim(-0.05, 1.05)
-        ax.set_xlabel(f"weight of {a}  (weight of {b} = 1 - w)")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric} ({'higher' if metric in HIGHER_IS_BETTER else 'lower'} is better)")
-        ax.grid(alpha=0.3)
-    fig.axes[0].legend(fontsize=7)
-    fig.suptitle(f"{a} + {b}: task weight vs performance")
-    _save(fig, path)
+        _label_metric_axes(ax, metric, f"weight of {a}  (weight of {b} = 1 - w)", split)
+    _finish(fig, f"{a} + {b}: task weight vs performance", path)
     return True
+
+
+def _label_metric_axes(ax: Any, metric: str, xlabel: str, split: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{metric} ({SPLIT_NAMES[split]})")
+    ax.set_title(f"{metric} ({'higher' if metric in HIGHER_IS_BETTER else 'lower'} is better)")
+    ax.grid(alpha=0.3)
+
+
+def _finish(fig: Figure, title: str, path: Path) -> None:
+    """Legend on the first panel, the title, and the file."""
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)
 
 
 def init_curves(experiment: Experiment, out_dir: Path, path: Path) -> bool:
@@ -139,14 +156,45 @@ def weights_over_training(experiment: Experiment, summaries: dict[str, Summary],
     return True
 
 
-def draw_all(experiment: Experiment, summaries: dict[str, Summary], out_dir: Path) -> dict[str, str]:
+def learning_curves(
+    experiment: Experiment, summaries: dict[str, Summary], out_dir: Path, tasks: tuple[str, ...], path: Path
+) -> bool:
+    """Validation metrics over training for every table row of ``tasks``; False with fewer than two points."""
+    rows = curve_rows(experiment, summaries, tasks)
+    metrics = task_metrics(tasks)
+    curves = set_curves(experiment, summaries, out_dir, tasks)
+    if not any(len(steps) > 1 for steps, _ in curves.values()):
+        return False
+    fig = Figure(figsize=(5 * len(metrics) + 4, 4))
+    *panels, legend_panel = fig.subplots(1, len(metrics) + 1, squeeze=False)[0]  # the legend gets a panel of its own
+    for ax, metric in zip(panels, metrics):
+        for s in rows:
+            steps, values = curves.get((s.spec.name, metric), ([], []))
+            if steps:
+                label = METHOD_LABELS.get(s.spec.method, s.spec.method)
+                style = {"color": "black", "linestyle": "--"} if s.spec.method == "single" else {}
+                ax.plot(steps, values, marker=".", label=label + (f" ({s.spec.name})" if s.spec.method == "grid" else ""),
+                        **style)
+        _label_metric_axes(ax, metric, "step", VAL)
+    legend_panel.axis("off")
+    legend_panel.legend(*panels[0].get_legend_handles_labels(), loc="center left", fontsize=7)
+    fig.suptitle(f"{set_name(tasks)}: learning curves (validation, mean over seeds)")
+    _save(fig, path)
+    return True
+
+
+def draw_all(experiment: Experiment, summaries: dict[str, Summary], out_dir: Path, split: str) -> dict[str, str]:
     """Draw every figure that has data; returns {file name: what it shows}."""
     drawn = {}
     for tasks in experiment.task_sets:
         if len(tasks) == 2:
             name = f"fig2_{tasks[0]}_{tasks[1]}.png"
-            if figure2(tasks, summaries, out_dir / name):
-                drawn[name] = f"{tasks[0]} + {tasks[1]}: metrics against the {tasks[0]} weight (paper, Figure 2)"
+            if figure2(tasks, summaries, out_dir / name, split):
+                drawn[name] = (f"{tasks[0]} + {tasks[1]}: {SPLIT_NAMES[split]} metrics against the {tasks[0]} weight "
+                               "(paper, Figure 2)")
+        name = f"curves_{'_'.join(tasks)}.png"
+        if learning_curves(experiment, summaries, out_dir, tasks, out_dir / name):
+            drawn[name] = f"{set_name(tasks)}: validation metrics over training per method (is the ranking still moving?)"
     if init_curves(experiment, out_dir, out_dir / "uncertainty_init.png"):
         drawn["uncertainty_init.png"] = "s_i and effective weights over training for each start value of s (appendix)"
     if weights_over_training(experiment, summaries, out_dir, out_dir / "weights_over_training.png"):

@@ -3,6 +3,10 @@
 Built from the ``result.json`` of every run found in the output folder, so it can be written
 from a partial experiment (missing rows read "not run") and rebuilt at any time.
 
+Split discipline: every choice (the grid pick, the per-metric best grid point) reads the
+validation metrics only; the tables and comparisons report the test split when the runs were
+scored on one (``--test-data``), and say plainly when they were not.
+
 "Approx. optimal weights" is the grid point of a task set with the best mean rank over that
 set's metrics: one weight vector for all columns, as a user would have to pick. Because that
 choice is a compromise, the comparison section also checks each learned weighting against
@@ -17,11 +21,12 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from mtl_perception.io_utils import atomic_write_text
 from mtl_perception.model.tasks import TASKS
 
+from mtl_perception_training.experiments.controls import FIXED_LEARNED, NORMALIZED
 from mtl_perception_training.experiments.table1 import RESULT_FILE, Experiment, RunSpec, run_dir, set_name
 
 METRICS = ("miou", "instance_err_px", "disparity_err_px")
@@ -34,7 +39,12 @@ METHOD_LABELS = {
     "uncertainty": "Uncertainty weighting (Kendall et al.)",
     "dwa": "DWA (Liu et al.)",
     "gradnorm": "GradNorm (Chen et al.)",
+    FIXED_LEARNED: "Control: uncertainty's final weights, fixed",
+    NORMALIZED: "Control: loss normalisation, L_i / (2 mean L_i)",
 }
+WEIGHT_NOTES = {FIXED_LEARNED: " (fixed, from uncertainty's end)", NORMALIZED: " (at end)"}
+VAL, TEST = "val", "test"
+SPLIT_NAMES = {VAL: "validation", TEST: "test"}
 FIXED_METHODS = ("single", "equal", "grid")
 
 
@@ -43,17 +53,21 @@ class Summary:
     """The finished seeds of one configuration."""
 
     spec: RunSpec
-    metrics: dict[str, list[float]] = field(default_factory=dict)  # metric -> value per finished seed
+    # split (val | test) -> metric -> seed -> value, for the finished seeds
+    values: dict[str, dict[str, dict[int, float]]] = field(default_factory=lambda: {VAL: {}, TEST: {}})
     final: dict[str, list[float]] = field(default_factory=dict)  # s_/w_<task> at the last step, per seed
     seeds: list[int] = field(default_factory=list)
     diverged: list[int] = field(default_factory=list)
 
-    def mean(self, metric: str) -> float:
-        values = self.metrics.get(metric, [])
+    def per_seed(self, metric: str, split: str = VAL) -> dict[int, float]:
+        return self.values[split].get(metric, {})
+
+    def mean(self, metric: str, split: str = VAL) -> float:
+        values = list(self.per_seed(metric, split).values())
         return statistics.fmean(values) if values else math.nan
 
-    def std(self, metric: str) -> float:
-        values = self.metrics.get(metric, [])
+    def std(self, metric: str, split: str = VAL) -> float:
+        values = list(self.per_seed(metric, split).values())
         return statistics.stdev(values) if len(values) > 1 else math.nan
 
     def weights(self) -> dict[str, float]:
@@ -77,9 +91,11 @@ def collect(experiment: Experiment, out_dir: Path, seeds: int) -> dict[str, Summ
                 summary.diverged.append(seed)
                 continue
             summary.seeds.append(seed)
-            for metric in METRICS:
-                if METRIC_TASK[metric] in spec.tasks and metric in result["metrics"]:
-                    summary.metrics.setdefault(metric, []).append(float(result["metrics"][metric]))
+            by_split = {VAL: result["metrics"], TEST: result.get("test", {}).get("metrics", {})}
+            for split, metrics in by_split.items():
+                for metric in METRICS:
+                    if METRIC_TASK[metric] in spec.tasks and metric in metrics:
+                        summary.values[split].setdefault(metric, {})[seed] = float(metrics[metric])
             for key, value in result.get("final", {}).items():
                 summary.final.setdefault(key, []).append(float(value))
         summaries[spec.name] = summary
@@ -95,25 +111,30 @@ def better(metric: str, a: float, b: float) -> bool:
     return a > b if metric in HIGHER_IS_BETTER else a < b
 
 
+def reported_split(summaries: dict[str, Summary]) -> str:
+    """``test`` when any run was scored on a test split, else ``val``."""
+    return TEST if any(s.values[TEST] for s in summaries.values()) else VAL
+
+
 def best_grid(summaries: dict[str, Summary], tasks: tuple[str, ...]) -> Summary | None:
-    """The finished grid point of ``tasks`` with the best mean rank over its metrics."""
+    """The finished grid point of ``tasks`` with the best mean rank over its validation metrics."""
     points = [s for s in summaries.values() if s.spec.method == "grid" and s.spec.tasks == tasks and s.seeds]
     if not points:
         return None
     ranks = {s.spec.name: 0.0 for s in points}
     for metric in task_metrics(tasks):
-        order = sorted(points, key=lambda s: -s.mean(metric) if metric in HIGHER_IS_BETTER else s.mean(metric))
+        order = sorted(points, key=lambda s: -s.mean(metric, VAL) if metric in HIGHER_IS_BETTER else s.mean(metric, VAL))
         for rank, s in enumerate(order):
             ranks[s.spec.name] += rank
     return min(points, key=lambda s: ranks[s.spec.name])
 
 
 def best_grid_value(summaries: dict[str, Summary], tasks: tuple[str, ...], metric: str) -> Summary | None:
-    """The finished grid point of ``tasks`` that is best on ``metric`` alone."""
+    """The finished grid point of ``tasks`` that is best on ``metric`` alone (validation)."""
     points = [s for s in summaries.values() if s.spec.method == "grid" and s.spec.tasks == tasks and s.seeds]
     if not points:
         return None
-    key = (lambda s: -s.mean(metric)) if metric in HIGHER_IS_BETTER else (lambda s: s.mean(metric))
+    key = (lambda s: -s.mean(metric, VAL)) if metric in HIGHER_IS_BETTER else (lambda s: s.mean(metric, VAL))
     return min(points, key=key)
 
 
@@ -135,105 +156,68 @@ def table_rows(experiment: Experiment, summaries: dict[str, Summary]) -> list[Su
     return rows
 
 
-def _cell(summary: Summary, metric: str) -> str:
+def _cell(summary: Summary, metric: str, split: str) -> str:
     if METRIC_TASK[metric] not in summary.spec.tasks:
         return "–"
     if not summary.seeds:
         return "diverged" if summary.diverged else "not run"
+    if not summary.per_seed(metric, split):
+        return f"no {split}"
     digits = 4 if metric == "miou" else 3
-    text = f"{summary.mean(metric):.{digits}f}"
-    if len(summary.metrics.get(metric, [])) > 1:
-        text += f" ± {summary.std(metric):.{digits}f}"
+    text = f"{summary.mean(metric, split):.{digits}f}"
+    if len(summary.per_seed(metric, split)) > 1:
+        text += f" ± {summary.std(metric, split):.{digits}f}"
     return text
 
 
 def _weights_cell(summary: Summary) -> str:
     weights = summary.weights()
-    suffix = " (learned, at end)" if summary.spec.method not in FIXED_METHODS else ""
+    method = summary.spec.method
+    suffix = "" if method in FIXED_METHODS else WEIGHT_NOTES.get(method, " (learned, at end)")
     if not weights:
         return "–"
     return " / ".join(f"{weights[t]:.3g}" if t in weights else "–" for t in TASKS) + suffix
 
 
-def markdown_table(rows: Iterable[Summary], grid_label: str = METHOD_LABELS["grid"]) -> str:
-    """Table-1 rows; ``grid_label`` names fixed-weight rows (the pick, or any grid point)."""
+def markdown_table(rows: Iterable[Summary], split: str = VAL, grid_label: str = METHOD_LABELS["grid"]) -> str:
+    """Table-1 rows with ``split``'s metrics; ``grid_label`` names fixed-weight rows (the pick, or any grid point)."""
     header = "| Loss | Tasks | Weights (sem / inst / depth) | miou ↑ | instance_err_px ↓ | disparity_err_px ↓ | Seeds |"
     lines = [header, "|" + "---|" * 7]
     for s in rows:
         seeds = f"{len(s.seeds)}" + (f" (+{len(s.diverged)} diverged)" if s.diverged else "")
         label = grid_label if s.spec.method == "grid" else METHOD_LABELS.get(s.spec.method, s.spec.method)
-        cells = [label, set_name(s.spec.tasks), _weights_cell(s), *(_cell(s, m) for m in METRICS), seeds]
+        cells = [label, set_name(s.spec.tasks), _weights_cell(s), *(_cell(s, m, split) for m in METRICS), seeds]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def comparisons(experiment: Experiment, summaries: dict[str, Summary]) -> list[dict[str, Any]]:
-    """For each finished learned-weighting row and metric: is it better than each reference?"""
-    out = []
-    for spec in experiment.specs:
-        summary = summaries[spec.name]
-        if spec.method in FIXED_METHODS or not spec.in_table or not summary.seeds:
-            continue
-        chosen = best_grid(summaries, spec.tasks)
-        for metric in task_metrics(spec.tasks):
-            value = summary.mean(metric)
-            refs = {
-                "single": summaries[f"single-{METRIC_TASK[metric]}"],
-                "equal": summaries[f"equal-{set_name(spec.tasks)}"],
-                "grid_chosen": chosen,
-                "grid_best_for_metric": best_grid_value(summaries, spec.tasks, metric),
-            }
-            row: dict[str, Any] = {"config": spec.name, "method": spec.method, "tasks": list(spec.tasks),
-                                   "metric": metric, "value": value}
-            for key, ref in refs.items():
-                if ref is None or not ref.seeds:
-                    row[key] = None
-                    continue
-                ref_value = ref.mean(metric)
-                row[key] = {"config": ref.spec.name, "value": ref_value, "better": better(metric, value, ref_value)}
-            out.append(row)
-    return out
-
-
-def _comparison_markdown(rows: list[dict[str, Any]]) -> str:
-    def mark(ref: dict[str, Any] | None, value: float) -> str:
-        if ref is None:
-            return "n/a"
-        return f"{'yes' if ref['better'] else 'no'} ({ref['value']:.4g})"
-
-    lines = ["| Method | Tasks | Metric | Value | beats single? | beats equal? | beats grid pick? | beats best grid for this metric? |",
-             "|" + "---|" * 8]
-    for r in rows:
-        lines.append(
-            f"| {METHOD_LABELS.get(r['method'], r['method'])} | {set_name(r['tasks'])} | {r['metric']} | {r['value']:.4g} | "
-            + " | ".join(mark(r[k], r["value"]) for k in ("single", "equal", "grid_chosen", "grid_best_for_metric"))
-            + " |"
-        )
-    return "\n".join(lines)
-
-
-def _win_counts(rows: list[dict[str, Any]]) -> list[str]:
-    lines = []
-    for method in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == method]
-        parts = []
-        for key, label in (("single", "single task"), ("equal", "equal weights"), ("grid_chosen", "grid pick"),
-                           ("grid_best_for_metric", "per-metric best grid")):
-            judged = [r[key]["better"] for r in mine if r[key] is not None]
-            parts.append(f"{label} {sum(judged)}/{len(judged)}")
-        lines.append(f"- {METHOD_LABELS.get(method, method)} beats: " + ", ".join(parts) + " (task set x metric cells)")
-    return lines
+def _test_note(out_dir: Path, summaries: dict[str, Summary], split: str) -> str:
+    """One sentence on which split the tables report, and where the test scenes came from."""
+    if split == VAL:
+        return ("**No test split was given (`--test-data`)**: the numbers below are on the validation split that "
+                "also picked the grid point, so the grid rows are optimistic.")
+    for s in summaries.values():
+        for seed in s.seeds:
+            test = json.loads((run_dir(out_dir, s.spec, seed) / RESULT_FILE).read_text()).get("test")
+            if test:
+                return (f"Metrics on the **test split** ({test['data']} [{test['split']}], the {test['model']} of each "
+                        "run), which no choice reads; the grid pick and the per-metric best grid point were chosen on "
+                        "the validation split.")
+    return ""
 
 
 def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callable[[str], None] = print) -> Path:
     """Write results.json, table1.md and the PNG figures into ``out_dir``; returns the markdown path."""
     from mtl_perception_training.experiments import plots
+    from mtl_perception_training.experiments.comparisons import comparison_markdown, comparisons, verdict_counts
+    from mtl_perception_training.experiments.curves import ranking_markdown
 
     out_dir = Path(out_dir)
     summaries = collect(experiment, out_dir, seeds)
+    split = reported_split(summaries)
     rows = table_rows(experiment, summaries)
-    compared = comparisons(experiment, summaries)
-    figures = plots.draw_all(experiment, summaries, out_dir)
+    compared = comparisons(experiment, summaries, split)
+    figures = plots.draw_all(experiment, summaries, out_dir, split)
 
     grid_rows = [s for s in summaries.values() if s.spec.method == "grid"]
     learned_rows = [s for s in summaries.values() if s.spec.method not in FIXED_METHODS and s.seeds]
@@ -241,16 +225,28 @@ def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callabl
     md = [
         f"# Table 1 ({experiment.source.stem} scale, {seeds} seed{'s' if seeds > 1 else ''})",
         "",
-        f"{done} of {len(summaries)} configurations finished. Metrics on the validation split at the end of "
-        "training; mean ± sample std over seeds. ↑ higher is better, ↓ lower is better.",
+        f"{done} of {len(summaries)} configurations finished. {_test_note(out_dir, summaries, split)} "
+        "Final weights of each run; mean ± sample std over seeds. ↑ higher is better, ↓ lower is better.",
         "",
-        markdown_table(rows),
+        markdown_table(rows, split),
         "",
-        "## Does learned weighting win?",
+        "## Does learned weighting win? (paired over seeds)",
         "",
-        *_win_counts(compared),
+        f"Per cell, the difference method − reference on the {SPLIT_NAMES[split]} split over the seeds both ran, "
+        "with its 95% interval from the t distribution; \"≈ noise\": the interval contains 0. "
+        "Read better/worse with the metric's direction (miou ↑, errors ↓).",
         "",
-        _comparison_markdown(compared) if compared else "No learned-weighting run has finished yet.",
+        *verdict_counts(compared),
+        "",
+        comparison_markdown(compared) if compared else "No learned-weighting run has finished yet.",
+        "",
+        "## Is the ranking still moving? (validation, mean over seeds)",
+        "",
+        ranking_markdown(experiment, summaries, out_dir),
+        "",
+        "## The same rows on the validation split (what the choices saw)",
+        "",
+        markdown_table(rows, VAL),
         "",
         "## Weighted task losses at the end of training",
         "",
@@ -262,7 +258,7 @@ def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callabl
         "",
         "## All fixed-weight runs (grid search)",
         "",
-        markdown_table(grid_rows, grid_label="Fixed weights"),
+        markdown_table(grid_rows, split, grid_label="Fixed weights"),
         "",
         "## Figures",
         "",
@@ -274,6 +270,8 @@ def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callabl
     payload = {
         "scale": str(experiment.source),
         "seeds": seeds,
+        "choices_split": VAL,
+        "reported_split": split,
         "configurations": {
             name: {
                 "method": s.spec.method,
@@ -282,7 +280,13 @@ def write_report(experiment: Experiment, out_dir: Path, seeds: int, log: Callabl
                 "in_table": s.spec.in_table,
                 "seeds": s.seeds,
                 "diverged_seeds": s.diverged,
-                "metrics": {m: {"mean": s.mean(m), "std": s.std(m), "values": v} for m, v in s.metrics.items()},
+                **{
+                    f"metrics_{part}": {
+                        m: {"mean": s.mean(m, part), "std": s.std(m, part), "per_seed": {str(k): v for k, v in values.items()}}
+                        for m, values in s.values[part].items()
+                    }
+                    for part in (VAL, TEST)
+                },
                 "weights": s.weights() if s.seeds else {},
             }
             for name, s in summaries.items()

@@ -1,16 +1,20 @@
 """The Table-1 experiment of Kendall, Gal & Cipolla (CVPR 2018): its grid of runs and the runner.
 
-On one dataset and one training budget, every configuration below is trained over N seeds
-and evaluated on the validation split (the trainer's final validation):
+On one dataset and one training budget, every configuration below is trained over N seeds,
+validated on the validation split (the trainer's final validation, and its learning curve
+every ``train.val_every`` steps: every choice of the report reads these), and scored once
+more on a held-out test split (``heldout``: only reported, never read by a choice):
 
 - ``single-<task>``: each task alone;
 - ``equal-<tasks>``: the unweighted sum of losses, for every task set;
 - ``grid-<tasks>-<w...>``: fixed weights, a grid per pair (the paper's Figure 2) and a coarse
   three-task grid, from which the report picks the "approximately optimal weights";
 - ``<method>-<tasks>``: learned or dynamic weightings (uncertainty, DWA, GradNorm);
+- ``fixed-learned-<tasks>`` and ``normalized-<tasks>``: the two controls of every uncertainty
+  run (``controls``: its final weights held fixed from the start; loss normalisation);
 - ``uncertainty-<tasks>-init<s0>``: the start-value study (paper, appendix).
 
-The grid comes from a scale file (``config/experiments/ci.yaml`` or ``full.yaml``). Each run
+The grid comes from a scale file (``config/experiments/<scale>.yaml``). Each run
 lives in ``OUT/runs/<name>/seed<k>/`` (the trainer's folder: best.pt, train.csv, val.csv)
 and is finished when its ``result.json`` exists: a rerun skips it, and a run interrupted
 mid-training continues from its ``last.pt`` (the trainer's exact resume, deleted once the run
@@ -27,7 +31,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from mtl_perception.config import apply_overrides, load_config
 from mtl_perception.errors import ConfigError, UserError
@@ -35,7 +39,10 @@ from mtl_perception.io_utils import atomic_write_text
 from mtl_perception.model.tasks import TASKS
 from mtl_perception.share import share_root
 
-SCALE_KEYS = {"seeds", "base", "task_sets", "grid", "methods", "init_study"}
+if TYPE_CHECKING:
+    from mtl_perception_training.experiments.heldout import TestSplit
+
+SCALE_KEYS = {"seeds", "base", "task_sets", "grid", "methods", "init_study", "controls"}
 RESULT_FILE = "result.json"
 
 
@@ -48,6 +55,7 @@ class RunSpec:
     tasks: tuple[str, ...]
     weighting: Mapping[str, Any] = field(hash=False)
     in_table: bool = True  # False for the extra start values of the init study
+    source: str | None = None  # a fixed-learned control: the uncertainty run whose final weights it takes
 
 
 @dataclass(frozen=True)
@@ -125,12 +133,31 @@ def load_experiment(scale: str | Path, overrides: Iterable[str] = ()) -> Experim
         sets = [_task_set(s, f"{path}: methods.{name}.task_sets entry") for s in entry.get("task_sets") or task_sets]
         _check_weighting(entry["weighting"], sets, f"{path}: methods.{name}")
         specs += [RunSpec(f"{name}-{set_name(s)}", name, s, dict(entry["weighting"])) for s in sets]
+    specs += _controls(raw, specs, path)
     init_study = _init_study(raw.get("init_study"), methods, specs, path)
     specs += [s for s in init_study if s not in specs]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: two configurations share a name; check grid and task_sets for duplicates")
     return Experiment(path, seeds, base, tuple(specs), task_sets, tuple(init_study))
+
+
+def _controls(raw: Mapping[str, Any], specs: list[RunSpec], path: Path) -> list[RunSpec]:
+    """The scale file's ``controls`` (default: both) for every uncertainty row."""
+    from mtl_perception_training.experiments.controls import CONTROLS, control_specs
+
+    which = raw.get("controls", list(CONTROLS))
+    if not isinstance(which, list):
+        raise ConfigError(f"{path}: controls must be a list from {list(CONTROLS)}, got {which!r}")
+    try:
+        return control_specs(specs, which)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def spec_named(experiment: Experiment, name: str) -> RunSpec:
+    """The configuration called ``name`` (a control's source)."""
+    return next(s for s in experiment.specs if s.name == name)
 
 
 def _check_weighting(cfg: Mapping[str, Any], task_sets: Iterable[tuple[str, ...]], where: str) -> None:
@@ -195,14 +222,28 @@ def select(specs: Iterable[RunSpec], patterns: Iterable[str]) -> list[RunSpec]:
     return [s for s in specs if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
 
 
-def training_config(experiment: Experiment, spec: RunSpec, data_root: Path, seed: int) -> dict[str, Any]:
-    """The resolved training config of one run: the base with this run's tasks, weighting and seed."""
+def training_config(
+    experiment: Experiment, spec: RunSpec, data_root: Path, seed: int, out_dir: Path | None = None
+) -> dict[str, Any]:
+    """The resolved training config of one run: the base with this run's tasks, weighting and seed.
+
+    A fixed-learned control takes its weights from its source run of the same seed in
+    ``out_dir``; without ``out_dir`` (checking configs before anything trains) it gets
+    placeholder weights.
+    """
+    from mtl_perception_training.experiments import controls
     from mtl_perception_training.train_config import resolve_train_config
 
     cfg = copy.deepcopy(experiment.base)
     cfg.setdefault("data", {})["root"] = str(data_root)
     cfg.setdefault("model", {})["tasks"] = list(spec.tasks)
-    cfg["weighting"] = copy.deepcopy(dict(spec.weighting))
+    if spec.source is None:
+        weighting = spec.weighting
+    elif out_dir is None:
+        weighting = controls.placeholder_weighting(spec)
+    else:
+        weighting = controls.learned_weighting(spec, spec_named(experiment, spec.source), out_dir, seed)
+    cfg["weighting"] = copy.deepcopy(dict(weighting))
     cfg.setdefault("train", {})["seed"] = seed
     return resolve_train_config(cfg)
 
@@ -238,11 +279,14 @@ def _check_same_config(path: Path, cfg: Mapping[str, Any], saved: Mapping[str, A
         )
 
 
-def run_one(spec: RunSpec, seed: int, cfg: dict[str, Any], out_dir: Path) -> tuple[dict[str, Any], bool]:
-    """Train and evaluate one run (``cfg``: its resolved training config) unless finished.
+def run_one(
+    spec: RunSpec, seed: int, cfg: dict[str, Any], out_dir: Path, test: TestSplit | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Train, validate and (with ``test``) score on the test split one run, unless finished.
 
     Returns (its result, whether it was trained now).
     """
+    from mtl_perception_training.experiments.heldout import evaluate_test
     from mtl_perception_training.trainer import Trainer, TrainingDiverged
 
     folder = run_dir(out_dir, spec, seed)
@@ -250,13 +294,17 @@ def run_one(spec: RunSpec, seed: int, cfg: dict[str, Any], out_dir: Path) -> tup
     if result_path.is_file():
         result = json.loads(result_path.read_text())
         _check_same_config(result_path, cfg, result["config"])
+        _check_same_test(result_path, test, result.get("test"))
         return result, False
     resume = (folder / "last.pt").is_file()
     start = time.perf_counter()
     result: dict[str, Any] = {"name": spec.name, "method": spec.method, "tasks": list(spec.tasks), "seed": seed}
     try:
-        trained = Trainer(cfg, folder, resume=resume).fit()
+        trainer = Trainer(cfg, folder, resume=resume)
+        trained = trainer.fit()
         result.update(status="ok", metrics=trained.metrics, steps=trained.step)
+        if test is not None:
+            result["test"] = {**test.describe(), "metrics": evaluate_test(trainer.validated_model(), cfg, test)}
     except TrainingDiverged as exc:  # a bad grid point is a result too; a rerun would diverge again
         result.update(status="diverged", error=str(exc), metrics={}, steps=None)
     result.update(
@@ -272,6 +320,21 @@ def run_one(spec: RunSpec, seed: int, cfg: dict[str, Any], out_dir: Path) -> tup
     return result, True
 
 
+def _check_same_test(path: Path, test: TestSplit | None, saved: Mapping[str, Any] | None) -> None:
+    """``ConfigError`` when a finished run was scored on another test split than the one asked for.
+
+    A run finished without a test split keeps none (its final weights are gone): the report's
+    test cells for it read "no test".
+    """
+    if test is not None and saved is not None and (
+        Path(saved["data"]).resolve() != test.root.resolve() or saved["split"] != test.split
+    ):
+        raise ConfigError(
+            f"{path} was scored on the test split {saved['data']} [{saved['split']}], not {test.root} [{test.split}]; "
+            "use a new --out for another test split"
+        )
+
+
 def run_experiment(
     experiment: Experiment,
     data_root: Path,
@@ -279,17 +342,32 @@ def run_experiment(
     seeds: int,
     only: Iterable[str] = (),
     log: Callable[[str], None] = print,
+    test: TestSplit | None = None,
 ) -> list[dict[str, Any]]:
-    """Every selected run for seeds 0..N-1 (all configurations of seed 0 first), then the report."""
+    """Every selected run for seeds 0..N-1 (all configurations of seed 0 first), then the report.
+
+    Within a seed the controls come after the uncertainty runs whose final weights they take.
+    """
+    from mtl_perception_training.experiments.heldout import check_separate
     from mtl_perception_training.experiments.report import write_report
 
     selected = select(experiment.specs, only)
     # Every config resolved before anything trains: a bad value fails now, not hours in.
     todo = [(seed, spec, training_config(experiment, spec, data_root, seed)) for seed in range(seeds) for spec in selected]
+    if test is not None and todo:
+        check_separate(test, todo[0][2])
     results = []
     for i, (seed, spec, cfg) in enumerate(todo, 1):
-        result, trained = run_one(spec, seed, cfg, out_dir)
+        if spec.source is not None:  # its source run of this seed has finished by now, unless not selected or diverged
+            try:
+                cfg = training_config(experiment, spec, data_root, seed, out_dir)
+            except UserError as exc:  # one control that cannot run must not stop the other runs
+                log(f"[{i}/{len(todo)}] {spec.name} seed {seed}: skipped, {exc}")
+                continue
+        result, trained = run_one(spec, seed, cfg, out_dir, test)
         headline = ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items() if k in _HEADLINE)
+        if "test" in result:
+            headline += "; test " + ", ".join(f"{k}={v:.4g}" for k, v in result["test"]["metrics"].items() if k in _HEADLINE)
         state = f"{result['seconds']:.0f} s" if trained else "done before, skipped"
         log(f"[{i}/{len(todo)}] {spec.name} seed {seed}: {result['status']} {headline} ({state})")
         results.append(result)
