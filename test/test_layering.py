@@ -31,7 +31,7 @@ TENSORRT_FILES = {"mtl_perception/inference/trt_builder.py", "mtl_perception/inf
 #: ``benchmarks`` sits above what it measures and below ``ros`` only because the node benchmark
 #: needs rclpy and so lives in ``ros/node_bench.py``; ``bag`` drives a node for live replay.
 LAYERS = (
-    "errors", "extras", "share", "io_utils", "config", "command", "memory",
+    "errors", "extras", "share", "io_utils", "process", "config", "command", "memory",
     "data", "model", "postprocess", "inference", "evaluation",
     "benchmarks", "ros", "bag", "demo", "cli",
 )

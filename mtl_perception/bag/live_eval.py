@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
-import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ from mtl_perception.bag.report import latency_percentiles, reading_notes
 from mtl_perception.bag.scoring import BagScorer, instances_from_map, scores_from_markers
 from mtl_perception.bag import topics as layout
 from mtl_perception.errors import UserError
+from mtl_perception.process import ChildProcess
 
 #: Outputs the scoring reads; subscribed even without an output bag (the markers for the
 #: instance scores in their captions).
@@ -50,47 +48,15 @@ _READ_AHEAD = 32
 _WARMUP_PERIOD_S = 0.5
 
 
-class _NodeProcess:
-    """The perception node as a subprocess; its output is kept for error messages."""
-
-    def __init__(self, model: Path, namespace: str, params: list[str]) -> None:
-        cmd = [sys.executable, "-m", "mtl_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}"]
-        # Scored against ground truth at the camera's resolution, as the offline evaluation is.
-        cmd += ["-p", f"model_path:={model}", "-p", "output_resolution:=input"]
-        for param in params:
-            if ":=" not in param:
-                raise UserError(f"--node-arg must look like NAME:=VALUE, got {param!r}")
-            cmd += ["-p", param]
-        self.log: deque[str] = deque(maxlen=40)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self._reader = threading.Thread(target=self._pump, daemon=True)
-        self._reader.start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.log.append(line.rstrip())
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            self._reader.join(timeout=2)
-            tail = "\n".join(self.log) or "(no output)"
-            raise UserError(f"the perception node exited with status {self.proc.returncode}; its last output:\n{tail}")
-
-    def stop(self) -> None:
-        """SIGINT (rclpy's clean shutdown), then terminate, then kill."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-        self._reader.join(timeout=2)
+def _start_node(model: Path, namespace: str, params: list[str]) -> ChildProcess:
+    """The perception node as a subprocess, scored at the camera's resolution (as offline)."""
+    cmd = [sys.executable, "-m", "mtl_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}"]
+    cmd += ["-p", f"model_path:={model}", "-p", "output_resolution:=input"]
+    for param in params:
+        if ":=" not in param:
+            raise UserError(f"--node-arg must look like NAME:=VALUE, got {param!r}")
+        cmd += ["-p", param]
+    return ChildProcess(cmd)
 
 
 def _restamp(raw: bytes, msgtype: str, stamp: int) -> bytes:
@@ -144,7 +110,7 @@ def evaluate_live(
         outputs = list(NODE_OUTPUTS) if out_bag else list(_SCORED)
         writer = OutputBag(out_bag, namespace) if out_bag else None
         collector = _OutputCollector()
-        node = _NodeProcess(Path(model), run_ns, node_params or [])
+        node = _start_node(Path(model), run_ns, node_params or [])
         ros = None
         try:
             from mtl_perception.ros.replay_client import ReplayClient
@@ -165,14 +131,14 @@ def evaluate_live(
     return run.report(bag, model, image_topic, gt_topics, out_bag, rate_factor, stats, outputs), scorer.examples()
 
 
-def _warm_up(ros: Any, node: _NodeProcess, collector: _OutputCollector, frame: BagFrame, timeout_s: float) -> list[str]:
+def _warm_up(ros: Any, node: ChildProcess, collector: _OutputCollector, frame: BagFrame, timeout_s: float) -> list[str]:
     """Send the first image under warm-up stamps until outputs flow; return the topics that answered."""
     info = _info_raw(frame)
     deadline = time.monotonic() + timeout_s
     answered: dict[str, float] = {}
     k = 0
     while time.monotonic() < deadline:
-        node.check_alive()
+        node.check_alive("the perception node")
         k += 1
         ros.publish(_restamp(frame.raw, messages.IMAGE, k), info and _restamp(info, messages.CAMERA_INFO, k))
         until = time.monotonic() + _WARMUP_PERIOD_S
@@ -186,8 +152,8 @@ def _warm_up(ros: Any, node: _NodeProcess, collector: _OutputCollector, frame: B
         if answered and time.perf_counter() - max(answered.values()) > _WARMUP_PERIOD_S:
             break
     if not answered:
-        node.check_alive()
-        raise UserError(f"the perception node published no output within {timeout_s:.0f} s; its last output:\n" + "\n".join(node.log))
+        node.check_alive("the perception node")
+        raise UserError(f"the perception node published no output within {timeout_s:.0f} s; its last output:\n{node.output()}")
     time.sleep(_WARMUP_PERIOD_S)  # let the last warm-up outputs land, then forget them
     while True:
         try:
@@ -258,7 +224,7 @@ class _Replay:
             frame = ahead.get()
         reader.join()
 
-    def drain(self, node: _NodeProcess) -> None:
+    def drain(self, node: ChildProcess) -> None:
         """Collect outputs until every frame is answered or nothing arrives for a while."""
         while True:
             pending = [s for s in self.order if not self._complete(self.frames[s])]

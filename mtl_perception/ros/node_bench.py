@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import array
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mtl_perception.benchmarks.base import Benchmark, bench_model, parse_sizes
+from mtl_perception.process import ChildProcess
 from mtl_perception.ros.middleware import configure_fastdds
 
 START_TIMEOUT_S = 300.0
@@ -227,39 +227,16 @@ def _send(
     return None
 
 
-class _Child:
-    """A process of this bench (the node, the relay) with its log, stopped with SIGINT."""
-
-    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        with open(log_path, "w") as log:
-            self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def check(self, what: str) -> None:
-        from mtl_perception.errors import UserError
-
-        if self.proc.poll() is not None:
-            raise UserError(f"{what} exited ({self.proc.poll()}); its log: {self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _until_flowing(executor: Any, pub: Any, image: np.ndarray, collector: _Collector, child: _Child,
+def _until_flowing(executor: Any, pub: Any, image: np.ndarray, collector: _Collector, child: ChildProcess,
                    stamp: int, what: str) -> int:
     """Resend frames until one frame's outputs all arrive (discovery, start-up); the next stamp."""
     from mtl_perception.errors import UserError
 
     first, deadline = stamp, time.monotonic() + START_TIMEOUT_S
     while not any(collector.complete(s) for s in range(first, stamp + 1)):
-        child.check(what)
+        child.check_alive(what)
         if time.monotonic() > deadline:
-            raise UserError(f"{what} did not produce outputs within {START_TIMEOUT_S:.0f} s; log: {child.log_path}")
+            raise UserError(f"{what} did not produce outputs within {START_TIMEOUT_S:.0f} s; its last output:\n{child.output()}")
         _send(executor, pub, image, stamp, collector, timeout=2.0)
         stamp += 1
     return stamp + 1
@@ -340,7 +317,7 @@ def _end_to_end(
     # The in-process pipeline first: it fills the model cache (an ONNX export) the node then reuses.
     pipeline = Pipeline(create_backend(args.backend, model, "auto"), output_resolution=resolution)
     outputs, network_outputs = pipeline_outputs(list(OUTPUTS))
-    node_proc = _Child(command, env, workdir / f"node_{tag}.log")
+    node_proc = ChildProcess(command, env)
     relay_proc = None
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -353,9 +330,8 @@ def _end_to_end(
         stamp = _until_flowing(executor, pub, image, collector, node_proc, 1, "the node")
         payload = workdir / f"relay_{tag}.pickle"
         payload.write_bytes(pickle.dumps({t: serialize_message(m) for t, m in collector.last.items()}))
-        relay_proc = _Child(
-            [sys.executable, "-m", __name__, "--relay", str(payload), "/bench/relay_image", "/relay"],
-            env, workdir / f"relay_{tag}.log",
+        relay_proc = ChildProcess(
+            [sys.executable, "-m", __name__, "--relay", str(payload), "/bench/relay_image", "/relay"], env
         )
         relay = _Collector(node, prefix="/relay")
         relay_pub = node.create_publisher(Image, "/bench/relay_image", profile("reliable", 5))
