@@ -15,10 +15,11 @@ import yaml
 
 from mtl_perception.cli import main
 from mtl_perception.errors import ConfigError, UserError
-from mtl_perception_training.experiments import report
+from mtl_perception_training.experiments import report, summary
 from mtl_perception_training.experiments.comparisons import comparisons
 from mtl_perception_training.experiments.stats import UNKNOWN
-from mtl_perception_training.experiments.table1 import RESULT_FILE, load_experiment, run_dir, select, training_config
+from mtl_perception_training.experiments.plan import RESULT_FILE, load_experiment, run_dir, select
+from mtl_perception_training.experiments.table1 import training_config
 from mtl_perception_training.trainer import Trainer
 
 TRIPLE = ("semantic", "instance", "depth")
@@ -151,14 +152,14 @@ def test_report_picks_the_grid_point_by_mean_rank_and_says_who_wins(tmp_path):
         writer.writerows([[1, 0.1, 0.45, 0.0, 0.5, 3.0, 1.0], [2, 0.5, 0.3, -0.2, 0.6, 2.0, 0.5]])
 
     md_path = report.write_report(exp, out, seeds=2, log=lambda _m: None)
-    summaries = report.collect(exp, out, 2)
-    assert report.best_grid(summaries, ("instance", "depth")).spec.name == "grid-instance+depth-0.5_0.5"
+    summaries = summary.collect(exp, out, 2)
+    assert summary.best_grid(summaries, ("instance", "depth")).spec.name == "grid-instance+depth-0.5_0.5"
     unc = summaries["uncertainty-instance+depth"]
     assert unc.mean(ins) == pytest.approx(2.9) and unc.std(ins) == pytest.approx(0.0707107, rel=1e-4)
     assert unc.weights() == {"instance": 0.2, "depth": 0.8}
     assert summaries["uncertainty-instance+depth-init-1"].diverged == [1]
 
-    rows = {(r["config"], r["metric"]): r for r in comparisons(exp, summaries, report.VAL)}
+    rows = {(r["config"], r["metric"]): r for r in comparisons(exp, summaries, summary.VAL)}
     assert set(rows) == {("uncertainty-instance+depth", ins), ("uncertainty-instance+depth", dep)}
     r_ins, r_dep = rows[("uncertainty-instance+depth", ins)], rows[("uncertainty-instance+depth", dep)]
     # The references ran seed 0 only: one paired difference each, no interval.
@@ -197,7 +198,7 @@ def test_command_trains_reports_resumes_an_interrupted_run_and_skips_finished_on
     results = {n: json.loads((out / "runs" / n / "seed0" / RESULT_FILE).read_text()) for n in learned}
     for name, result in results.items():
         assert result["status"] == "ok" and result["steps"] == 4, name
-        assert set(report.METRICS) <= set(result["metrics"]), name
+        assert set(summary.METRICS) <= set(result["metrics"]), name
         assert not (out / "runs" / name / "seed0" / "last.pt").exists()  # finished: resume file dropped
     # The trainer hands GradNorm the network: its weights moved, and still sum to K = 3.
     gn = results["gradnorm-semantic+instance+depth"]["final"]

@@ -15,10 +15,11 @@ import yaml
 
 from mtl_perception.cli import main
 from mtl_perception.errors import UserError
-from mtl_perception_training.experiments import report
+from mtl_perception_training.experiments import report, summary
 from mtl_perception_training.experiments.comparisons import comparisons
 from mtl_perception_training.experiments.stats import BETTER, UNKNOWN, WITHIN_NOISE, WORSE, paired_difference
-from mtl_perception_training.experiments.table1 import RESULT_FILE, load_experiment, run_dir, training_config
+from mtl_perception_training.experiments.plan import RESULT_FILE, load_experiment, run_dir
+from mtl_perception_training.experiments.table1 import training_config
 
 INS, DEP = "instance_err_px", "disparity_err_px"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -98,12 +99,12 @@ def test_the_grid_pick_never_reads_the_test_split(tmp_path):
         out = tmp_path / label
         _grid_results(exp, out, test_values)
         report.write_report(exp, out, seeds=2, log=lambda _m: None)
-        summaries = report.collect(exp, out, 2)
+        summaries = summary.collect(exp, out, 2)
         saved = json.loads((out / "results.json").read_text())
-        picks[label] = (saved["grid_pick"], report.best_grid(summaries, ("instance", "depth")).spec.name,
-                        report.best_grid_value(summaries, ("instance", "depth"), INS).spec.name)
+        picks[label] = (saved["grid_pick"], summary.best_grid(summaries, ("instance", "depth")).spec.name,
+                        summary.best_grid_value(summaries, ("instance", "depth"), INS).spec.name)
         assert saved["reported_split"] == "test"
-        rows = {(r["config"], r["metric"]): r for r in comparisons(exp, summaries, report.TEST)}
+        rows = {(r["config"], r["metric"]): r for r in comparisons(exp, summaries, summary.TEST)}
         chosen = rows[("uncertainty-instance+depth", INS)]["grid_chosen"]
         # The comparison is with the validation pick, and uses its test numbers.
         assert chosen["config"] == "grid-instance+depth-0.75_0.25"
@@ -178,7 +179,7 @@ def test_tiny_study_trains_controls_after_their_source_and_scores_the_test_split
     assert copied[0] != copied[1]  # each seed copies its own source run, not seed 0's
     # The normalisation control's logged weights are 1 / (2 x the bias-corrected running mean of
     # its logged losses), momentum 0.99, recomputed here from train.csv.
-    log = report.read_log(run_dir(out, spec["normalized-instance+depth"], 1) / "train.csv")
+    log = summary.read_log(run_dir(out, spec["normalized-instance+depth"], 1) / "train.csv")
     for task in ("instance", "depth"):
         losses = log[f"loss_{task}"]
         n = len(losses)

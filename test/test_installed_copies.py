@@ -16,7 +16,7 @@ import pytest
 
 from mtl_perception.errors import UserError
 from mtl_perception.share import share_root
-from mtl_perception_training.experiments.table1 import load_experiment
+from mtl_perception_training.experiments.plan import load_experiment
 
 PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 

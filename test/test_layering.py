@@ -55,9 +55,17 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
-            names.add(module)
-            names.update(f"{module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+            submodules = {f"{module}.{alias.name}" for alias in node.names if _is_module(f"{module}.{alias.name}")}
+            names.update(submodules)  # `from pkg import module` depends on that module
+            if len(submodules) < len(node.names):  # and on the package for anything else it names
+                names.add(module)
     return names
+
+
+def _is_module(name: str) -> bool:
+    """Is ``name`` a module or package of this repository?"""
+    path = REPO.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def _sources() -> dict[str, set[str]]:
@@ -145,3 +153,36 @@ def test_the_command_line_help_loads_no_torch(argv):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout[-2000:]
+
+
+def _module_cycles(sources: dict[str, set[str]]) -> list[list[str]]:
+    """Import cycles between modules of both packages (depth-first search on the import graph)."""
+    modules = {_module_name(REPO / path): names for path, names in sources.items()}
+    graph = {m: {n for n in names if n in modules and n != m} for m, names in modules.items()}
+    cycles, state = [], {}
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = "open"
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, stack)
+        stack.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+    return cycles
+
+
+def test_no_module_imports_itself_through_others():
+    """Within a part too (the experiments' plan, runner and report once imported each other)."""
+    assert not _module_cycles(_sources())
+    looped = _sources()
+    looped["mtl_perception_training/experiments/plan.py"] = looped["mtl_perception_training/experiments/plan.py"] | {
+        "mtl_perception_training.experiments.report"
+    }
+    assert _module_cycles(looped)

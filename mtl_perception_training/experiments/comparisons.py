@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mtl_perception_training.experiments.controls import CONTROLS, FIXED_LEARNED, NORMALIZED
-from mtl_perception_training.experiments.report import (
+from mtl_perception_training.experiments.plan import CONTROLS, FIXED_LEARNED, NORMALIZED
+from mtl_perception_training.experiments.summary import (
     FIXED_METHODS,
     HIGHER_IS_BETTER,
     METHOD_LABELS,
@@ -22,7 +22,7 @@ from mtl_perception_training.experiments.report import (
     task_metrics,
 )
 from mtl_perception_training.experiments.stats import BETTER, UNKNOWN, WITHIN_NOISE, WORSE, paired_difference
-from mtl_perception_training.experiments.table1 import Experiment, set_name
+from mtl_perception_training.experiments.plan import Experiment, set_name
 
 REFERENCES = {
     "single": "single task",

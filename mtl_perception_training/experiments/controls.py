@@ -13,33 +13,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from mtl_perception.errors import ConfigError, UserError
+from mtl_perception.errors import UserError
 
-from mtl_perception_training.experiments.table1 import RESULT_FILE, RunSpec, run_dir, set_name
-
-FIXED_LEARNED, NORMALIZED = "fixed-learned", "normalized"
-CONTROLS = (FIXED_LEARNED, NORMALIZED)
-
-
-def control_specs(specs: Iterable[RunSpec], which: Iterable[str]) -> list[RunSpec]:
-    """The controls named in ``which`` for every table row of the ``uncertainty`` method."""
-    which = list(which)
-    unknown = [c for c in which if c not in CONTROLS]
-    if unknown:
-        raise ConfigError(f"controls: unknown control(s) {unknown}; choose from {list(CONTROLS)}")
-    out = []
-    for spec in specs:
-        if spec.method != "uncertainty" or not spec.in_table:
-            continue
-        if FIXED_LEARNED in which:
-            out.append(RunSpec(f"{FIXED_LEARNED}-{set_name(spec.tasks)}", FIXED_LEARNED, spec.tasks, {"method": "fixed"},
-                               source=spec.name))
-        if NORMALIZED in which:
-            out.append(RunSpec(f"{NORMALIZED}-{set_name(spec.tasks)}", NORMALIZED, spec.tasks, {"method": "normalized"}))
-    return out
-
+from mtl_perception_training.experiments.plan import RESULT_FILE, RunSpec, run_dir
 
 def placeholder_weighting(spec: RunSpec) -> dict[str, Any]:
     """A valid weighting for checking a control's config before its source run has finished."""

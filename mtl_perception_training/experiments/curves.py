@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mtl_perception_training.experiments.report import (
+from mtl_perception_training.experiments.summary import (
     HIGHER_IS_BETTER,
     METRIC_TASK,
     Summary,
@@ -16,7 +16,7 @@ from mtl_perception_training.experiments.report import (
     table_rows,
     task_metrics,
 )
-from mtl_perception_training.experiments.table1 import Experiment, run_dir, set_name
+from mtl_perception_training.experiments.plan import Experiment, run_dir, set_name
 
 Curve = tuple[list[float], list[float]]  # (steps, mean over seeds)
 

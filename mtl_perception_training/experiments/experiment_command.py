@@ -55,7 +55,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from mtl_perception_training.experiments.heldout import TestSplit
     from mtl_perception_training.experiments.report import write_report
-    from mtl_perception_training.experiments.table1 import load_experiment, run_experiment, select
+    from mtl_perception_training.experiments.plan import load_experiment, select
+    from mtl_perception_training.experiments.table1 import run_experiment
 
     experiment = load_experiment(args.scale, args.overrides)
     if args.list:

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from mtl_perception.io_utils import atomic_write
 
-from mtl_perception_training.experiments.report import (
+from mtl_perception_training.experiments.summary import (
     FIXED_METHODS,
     HIGHER_IS_BETTER,
     METHOD_LABELS,
@@ -37,7 +37,7 @@ from mtl_perception_training.experiments.report import (
     task_metrics,
 )
 from mtl_perception_training.experiments.curves import curve_rows, set_curves
-from mtl_perception_training.experiments.table1 import Experiment, run_dir, set_name
+from mtl_perception_training.experiments.plan import Experiment, run_dir, set_name
 
 _LEARNED_MARKERS = ("*", "P", "X", "D")
 
