@@ -112,6 +112,18 @@ SPECS: dict[str, Spec] = {
     "depth_color_max_m": Spec(80.0, "Depth (m) mapped to the cold end of depth/color.", range=(0.1, 1000.0)),
     "points_stride": Spec(2, "Publish every n-th pixel (in x and in y) in 'points'.", range=(1, 64)),
     "points_max_depth_m": Spec(80.0, "Points farther than this (m) are left out of 'points'.", range=(1.0, 1000.0)),
+    "max_input_pixels": Spec(
+        4096 * 4096,
+        "Frames with more pixels than this are refused (counted in /diagnostics as oversized): one huge "
+        "frame would otherwise grow the process by its buffers for good (see retain_freed_memory).",
+        range=(1, 2**28),
+    ),
+    "retain_freed_memory": Spec(
+        True,
+        "Keep freed heap memory in the process (glibc mallopt): no page faults per frame, but the process "
+        "keeps its peak memory. false = give it back to the system (for memory-tight machines).",
+        read_only=True,
+    ),
 }
 
 

@@ -1,0 +1,206 @@
+"""The node against everything a frame, a camera_info or a user can throw at it (issue 16).
+
+In-process nodes on the harness's executor (as test_node.py's NaN check does) share one
+backend, so each case costs a node, not a model load; command-line cases run the real entry
+point. Every wait is a condition wait with a generous timeout (the machine is shared).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo
+
+from inference_helpers import tiny_checkpoint
+from mtl_perception.data.synth.generate import render_image
+from mtl_perception.inference.backend import Backend
+from mtl_perception.ros.node import PerceptionNode
+from ros_domains import domain_id
+from ros_harness import Harness
+from test_node import BAD_FRAMES, H, W
+
+DOMAIN_ID = domain_id("node_faults")
+ERROR, WARN, OK = b"\x02", b"\x01", b"\x00"
+
+
+@pytest.fixture(scope="module")
+def ros_env(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))
+        mp.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        yield
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def backend(ros_env, model_path) -> Backend:
+    from mtl_perception.inference.factory import create_backend
+
+    return create_backend("auto", model_path, "auto")
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return render_image("val", 0, H, W, seed=0).rgb
+
+
+@pytest.fixture(scope="module")
+def harness(ros_env):
+    h = Harness(DOMAIN_ID)
+    yield h
+    h.close()
+
+
+class InProcess:
+    """A PerceptionNode under ``/<namespace>`` on the harness's executor, with helpers."""
+
+    def __init__(self, harness: Harness, namespace: str, backend: Backend, **overrides) -> None:
+        self.harness, self.prefix = harness, f"/{namespace}"
+        self.node = PerceptionNode(
+            backend=backend, namespace=namespace, context=harness.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+        )
+        harness.executor.add_node(self.node)
+        harness.prefix = self.prefix
+        self.image_topic = f"{self.prefix}/image"
+
+    def close(self) -> None:
+        self.harness.executor.remove_node(self.node)
+        self.node.stop()
+        self.node.destroy_node()
+        self.harness.prefix = ""
+
+    def send(self, pixels: np.ndarray) -> int:
+        return self.harness.send_image(pixels, topic=self.image_topic)
+
+    def send_bad(self, msg) -> None:
+        msg.header = self.harness.header()
+        self.harness.publish(self.image_topic, msg)
+
+    def send_info(self, info: CameraInfo) -> None:
+        self.harness.send_camera_info(info, topic=f"{self.prefix}/camera_info")
+
+    def reports(self, since: float = 0.0) -> list[dict]:
+        return self.harness.diagnostics(self.image_topic, since)
+
+    def wait_report(self, predicate, timeout: float = 30.0, since: float = 0.0) -> dict:
+        """The first diagnostics report after ``since`` that satisfies ``predicate``."""
+        found = self.harness.wait_for(lambda: [r for r in self.reports(since) if predicate(r)], timeout, period=0.1)
+        assert found, f"no such report within {timeout:.0f} s; last: {(self.reports(since) or [None])[-1]}"
+        return found[0]
+
+
+@pytest.fixture
+def in_process(harness, backend):
+    made: list[InProcess] = []
+
+    def make(namespace: str, inner: Backend | None = None, **overrides) -> InProcess:
+        made.append(InProcess(harness, namespace, inner or backend, **overrides))
+        return made[-1]
+
+    yield make
+    for node in made:
+        node.close()
+
+
+UNCALIBRATED = CameraInfo(width=W, height=H)  # K = 0: a driver without calibration
+
+
+@pytest.mark.parametrize("order", ["warning first", "error first"])
+def test_a_warning_and_an_error_in_either_order_leave_the_worker_serving(harness, in_process, image, order):
+    """Issue 16, broken 1: rclpy refused two severities from one log call site, inside the
+    worker's exception handler; the worker died (warning first) or the frame due a warning
+    was rejected whole (error first)."""
+    node = in_process(f"order_{order.split()[0]}")
+    harness.subscribe(["semantic/labels"])
+    harness.send_until(lambda: node.send(image), ["semantic/labels"], timeout=60)
+    bad, _ = BAD_FRAMES["unknown encoding"]
+
+    def warn() -> None:  # a frame with an unusable camera_info: warned, processed without it
+        def refused() -> list:
+            node.send_info(UNCALIBRATED)
+            node.send(image)
+            return [r for r in node.reports() if "camera_info refused: K is zero" in r["camera"]]
+
+        assert harness.wait_for(refused, timeout=60, period=1.0)
+
+    def fail() -> None:
+        since = time.monotonic()
+        node.send_bad(bad)
+        node.wait_report(lambda r: r["level"] == ERROR, since=since)
+
+    for step in (warn, fail) if order == "warning first" else (fail, warn):
+        step()
+    rejected = int(node.wait_report(lambda r: True, since=time.monotonic())["frames_rejected"])
+    harness.send_until(lambda: node.send(image), ["semantic/labels"], timeout=30)
+    last = node.wait_report(lambda r: True, since=time.monotonic())
+    assert int(last["frames_rejected"]) == rejected == 1, last  # only the bad frame
+    harness.unsubscribe(["semantic/labels"])
+
+
+class WorkerKilled(BaseException):
+    """Stands in for whatever could still escape the worker's handlers (not an Exception)."""
+
+
+class KillsTheWorker(Backend):
+    """The tiny model, except that a dark frame raises WorkerKilled inside the worker."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.metadata, inner.device, inner.precision)
+        self.inner, self.name = inner, inner.name
+
+    def forward(self, x):
+        if float(x.float().mean()) < -1.5:  # black pixels normalise to about -2
+            raise WorkerKilled("injected")
+        return self.inner.forward(x)
+
+
+def test_a_dead_worker_is_an_error_in_diagnostics_and_main_exits_non_zero(
+    harness, backend, image, model_path, monkeypatch, capfd
+):
+    """The real entry point (``main``, in-process to reach its backend): a worker that stops is
+    reported at ERROR level and ends the process with status 1, never idles looking healthy."""
+    from mtl_perception.ros import node as node_module
+    from mtl_perception.ros.middleware import PROFILE_ENVS
+
+    for name in PROFILE_ENVS.values():
+        monkeypatch.setenv(name, "")
+    build = node_module.build_pipeline
+    monkeypatch.setattr(node_module, "build_pipeline", lambda values, _=None: build(values, KillsTheWorker(backend)))
+    harness.subscribe(["/dead/semantic/labels"])
+    stop = threading.Event()
+
+    def camera() -> None:  # good frames until outputs flow, then dark ones
+        give_up = time.monotonic() + 180
+        while not stop.is_set():
+            if time.monotonic() > give_up:  # main never returned: stop it as Ctrl-C would (status 0)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            dark = bool(harness.messages["/dead/semantic/labels"])
+            harness.send_image(np.zeros_like(image) if dark else image, topic="/dead/image")
+            time.sleep(0.3)
+
+    feeder = threading.Thread(target=camera, daemon=True)
+    feeder.start()
+    try:
+        status = node_module.main(["perception_node", "--ros-args", "-r", "__ns:=/dead", "-p", f"model_path:={model_path}"])
+    finally:
+        stop.set()
+        feeder.join()
+    assert status == 1
+    errors = harness.wait_for(
+        lambda: [d for d in harness.diagnostics("/dead/image") if d["level"] == ERROR], timeout=10
+    )
+    assert errors and errors[-1]["message"] == "inference worker stopped: WorkerKilled: injected", errors[-1]
+    assert "inference worker stopped" in "".join(capfd.readouterr())
+    harness.unsubscribe(["/dead/semantic/labels"])
