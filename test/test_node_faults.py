@@ -204,3 +204,112 @@ def test_a_dead_worker_is_an_error_in_diagnostics_and_main_exits_non_zero(
     assert errors and errors[-1]["message"] == "inference worker stopped: WorkerKilled: injected", errors[-1]
     assert "inference worker stopped" in "".join(capfd.readouterr())
     harness.unsubscribe(["/dead/semantic/labels"])
+
+
+# ---------------------------------------------------------------------------- start-up
+def _fatal_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "FATAL" in line]
+
+
+@pytest.fixture(scope="module")
+def onnx_model(backend, model_path) -> Path:
+    from mtl_perception.inference.onnx_export import cached_onnx
+
+    return cached_onnx(model_path)
+
+
+def _with_metadata(source: Path, out: Path, graph=None, **changes) -> Path:
+    """``source``'s metadata with ``changes`` (JSON values), on its own graph or on ``graph``."""
+    import json
+
+    import onnx
+
+    model = onnx.load(source)
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({f"mtl_perception.{k}": json.dumps(v) for k, v in changes.items()})
+    target = graph if graph is not None else model
+    del target.metadata_props[:]
+    for key, value in props.items():
+        target.metadata_props.add(key=key, value=value)
+    onnx.save(target, out)
+    return out
+
+
+def _foreign_graph():
+    """An ONNX of someone else's: one float image in, one 'logits' tensor out."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["logits"])
+    graph = helper.make_graph(
+        [node], "foreign",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 128])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 64, 128])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+MODEL_CASES = {
+    "fx <= 0": (dict(camera_fx=-5.0), "training camera fx (--fx) must be a finite positive number (px), got -5.0"),
+    "baseline 0": (dict(camera_baseline=0.0), "training camera baseline (--baseline) must be a finite positive"),
+    "foreign graph": (dict(), "is not a model its metadata describes: outputs ['logits'] are not the metadata's tasks"),
+}
+
+
+@pytest.mark.parametrize("case", list(MODEL_CASES))
+def test_a_model_with_impossible_metadata_or_a_foreign_graph_stops_start_up_in_one_line(
+    ros_env, onnx_model, tmp_path, capfd, monkeypatch, case
+):
+    """Issue 16, broken 7 (node part) and the foreign-ONNX weak item: refused at start-up."""
+    from mtl_perception.ros.middleware import PROFILE_ENVS
+    from mtl_perception.ros.node import main
+
+    for name in PROFILE_ENVS.values():
+        monkeypatch.setenv(name, "")
+    changes, expected = MODEL_CASES[case]
+    graph = _foreign_graph() if case == "foreign graph" else None
+    model = _with_metadata(onnx_model, tmp_path / "model.onnx", graph, **changes)
+    assert main(["perception_node", "--ros-args", "-p", f"model_path:={model}"]) == 2
+    out = "".join(capfd.readouterr())
+    assert expected in out and "Traceback" not in out, out
+    assert len(_fatal_lines(out)) == 1, out
+
+
+def _bad_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text("mtl_perception:\n  ros__parameters:\n    points_stride: [\n")
+    return path
+
+
+ARGUMENT_CASES = {  # --ros-args -> what the one line says
+    "malformed params file": (lambda t: ["--params-file", str(_bad_yaml(t))], "is not valid YAML (line 4)"),
+    "missing params file": (lambda t: ["--params-file", str(t / "none.yaml")], "params file not found"),
+    "unknown flag": (lambda t: ["--bogus"], "unknown ROS argument '--bogus'"),
+    "remap without target": (lambda t: ["-r", "image"], "-r 'image' needs the form name:=value"),
+    "parameter without value": (lambda t: ["-p", "model_path"], "-p 'model_path' needs the form name:=value"),
+    "flag without value": (lambda t: ["--params-file"], "ROS argument --params-file needs a value"),
+}
+
+
+@pytest.mark.parametrize("executable", ["perception_node", "mtl-perception node"])
+def test_bad_ros_arguments_give_one_line_and_exit_2(ros_env, tmp_path, executable):
+    """Issue 16, broken 6 (node part), through both console scripts."""
+    import shutil
+    import subprocess
+    import sys
+
+    command = [str(Path(sys.executable).parent / executable.split()[0]), *executable.split()[1:]]
+    assert shutil.which(command[0])
+    for case, (args, expected) in ARGUMENT_CASES.items():
+        result = subprocess.run([*command, "--ros-args", *args(tmp_path)], capture_output=True, text=True, timeout=120)
+        out = result.stdout + result.stderr
+        assert result.returncode == 2, (case, out)
+        assert expected in out and "Traceback" not in out, (case, out)
+        assert len([line for line in out.splitlines() if line.strip()]) == 1, (case, out)
+
+
+def test_unknown_parameters_are_warned_about_by_name_with_the_nearest_one(in_process, capfd):
+    """A typo in a params file or a -p (here: the overrides rclpy hands the node) is named."""
+    in_process("typo", modle_path="x.onnx", points_stride=3)
+    out = "".join(capfd.readouterr())
+    assert "parameter 'modle_path' is not a parameter of this node and is ignored; did you mean 'model_path'?" in out
+    assert "points_stride" not in out and "use_sim_time" not in out, out

@@ -33,6 +33,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy_impl
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.subscription import Subscription
@@ -50,6 +51,7 @@ from mtl_perception.inference.camera import CameraModel, info_at
 from mtl_perception.inference.pipeline import Pipeline, PipelineResult
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros import parameters, qos
+from mtl_perception.ros.arguments import check_ros_arguments, rcl_reason
 from mtl_perception.ros.camera_info_check import refusal
 from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
 from mtl_perception.ros.faults import Fault, FaultReporter, FrameError
@@ -168,6 +170,8 @@ class PerceptionNode(Node):
     def __init__(self, backend: Backend | None = None, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self._values = parameters.declare(self, self._on_parameters)
+        for line in parameters.unknown_names(list(self._parameter_overrides), self.has_parameter):
+            self.get_logger().warning(line)
         self._pipeline, self._guard = build_pipeline(self._values, backend)
         self._stats = FrameStats()
         self._faults = FaultReporter(self.get_logger(), self._stats)
@@ -428,9 +432,15 @@ def main(args: list[str] | None = None) -> int:
     A bad parameter or a missing / unreadable model ends the start-up with one clear line
     and exit status 2 (no traceback): a launch file then shows the reason, not a stack.
     """
-    fastdds = middleware.configure_fastdds()
-    rclpy.init(args=args if args is not None else sys.argv)
+    argv = args if args is not None else sys.argv
     logger = rclpy.logging.get_logger(NODE_NAME)
+    try:
+        check_ros_arguments(argv)
+        fastdds = middleware.configure_fastdds()
+        rclpy.init(args=argv)
+    except (UserError, _rclpy_impl.RCLError, _rclpy_impl.UnknownROSArgsError) as exc:
+        logger.fatal(f"cannot start: {rcl_reason(exc)}")
+        return 2
     node = None
     status = 0
     try:

@@ -9,6 +9,7 @@ saying so is better than silently ignoring the new value.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -210,3 +211,16 @@ def declare(node: Node, on_change: Callable[[dict[str, Value]], None]) -> dict[s
         raise ConfigError(f"parameter {reason}")
     declared = True
     return dict(values)
+
+
+def unknown_names(given: list[str], declared: Callable[[str], bool]) -> list[str]:
+    """One warning per given parameter this node does not declare (a typo in a params file
+    or a ``-p`` is otherwise ignored without a word), with the nearest declared name."""
+    lines = []
+    for name in sorted(given):
+        if declared(name) or name.startswith("qos_overrides."):
+            continue
+        near = difflib.get_close_matches(name, list(SPECS), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        lines.append(f"parameter '{name}' is not a parameter of this node and is ignored{hint}")
+    return lines
