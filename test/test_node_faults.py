@@ -313,3 +313,108 @@ def test_unknown_parameters_are_warned_about_by_name_with_the_nearest_one(in_pro
     out = "".join(capfd.readouterr())
     assert "parameter 'modle_path' is not a parameter of this node and is ignored; did you mean 'model_path'?" in out
     assert "points_stride" not in out and "use_sim_time" not in out, out
+
+
+# ---------------------------------------------------------------------------- throttling
+def test_the_bad_frame_log_is_throttled_by_kind_not_by_text(harness, in_process, capfd):
+    """Issue 16, broken 5: undecodable JPEGs of varying sizes gave one ERROR line each."""
+    node = in_process("throttle", input_transport="compressed")
+    harness.subscribe(["semantic/labels"])  # the worker only decodes for a subscriber
+    topic = f"{node.prefix}/image/compressed"
+    started = time.monotonic()
+
+    def counted() -> int:
+        reports = node.reports()
+        return int(reports[-1]["faults_undecodable"]) if reports else 0
+
+    sent = 0
+    while counted() < 20 and time.monotonic() - started < 120:
+        harness.send_compressed(b"\xff\xd8 not a jpeg " + bytes(sent), topic=topic)  # a new size each time
+        sent += 1
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+    assert counted() >= 20, node.reports()[-1:]
+    lines = [line for line in "".join(capfd.readouterr()).splitlines() if "cannot decode compressed image" in line]
+    assert 1 <= len(lines) <= 2 + elapsed / 5.0, (len(lines), elapsed)
+    assert "[undecodable]" in lines[0]
+    harness.unsubscribe(["semantic/labels"])
+
+
+# ---------------------------------------------------------------------------- camera_info
+def _info(**changes) -> CameraInfo:
+    """A calibrated camera_info of the test camera (W x H), with ``changes`` to K or the size."""
+    k = [100.0, 0.0, (W - 1) / 2, 0.0, 100.0, (H - 1) / 2, 0.0, 0.0, 1.0]
+    for index, value in changes.pop("k", {}).items():
+        k[index] = value
+    return CameraInfo(width=changes.get("width", W), height=changes.get("height", H), k=k)
+
+
+BAD_INFOS = {  # camera_info -> the reason /diagnostics gives
+    "K = 0": (CameraInfo(width=W, height=H), "K is zero"),
+    "cx NaN": (_info(k={2: float("nan")}), "K is not finite"),
+    "cy NaN": (_info(k={5: float("nan")}), "K is not finite"),
+    "fx inf": (_info(k={0: float("inf")}), "K is not finite"),
+    "fx negative": (_info(k={0: -100.0}), "focal length must be positive"),
+    "fy zero": (_info(k={4: 0.0}), "focal length must be positive"),
+    "fx implausible": (_info(k={0: 1e9}), "fx 1e+09 is implausible"),
+    "another camera's size": (_info(width=4 * W, height=H), "does not have the aspect ratio"),
+}
+POINTS_TOPICS = ["points", "depth/image", "instance/markers"]
+
+
+def test_unusable_camera_info_is_refused_for_the_training_camera_and_points_stay_valid(harness, in_process, image):
+    """Issue 16, broken 4: NaN cx gave a cloud of NaN marked dense; fx = inf all-sky depth."""
+    from mtl_perception.ros import conversions as conv
+
+    node = in_process("bad_info")
+    harness.subscribe(POINTS_TOPICS)
+    for case, (info, reason) in BAD_INFOS.items():
+        since = time.monotonic()
+
+        def refused() -> list:
+            node.send_info(info)
+            node.send(image)
+            return [r for r in node.reports(since) if "camera_info refused" in r["camera"] and reason in r["camera"]]
+
+        report = harness.wait_for(refused, timeout=60, period=1.0)
+        assert report and report[-1]["level"] in (WARN, OK), (case, node.reports()[-1:])
+        _, msgs = harness.send_until(lambda: node.send(image), POINTS_TOPICS, timeout=30)
+        cloud = np.frombuffer(msgs["points"].data, dtype=conv.POINT_DTYPE)
+        xyz = np.stack([cloud["x"], cloud["y"], cloud["z"]])
+        assert len(cloud) > 0 and np.isfinite(xyz).all() and msgs["points"].is_dense, case
+        depth = conv.image_to_numpy(msgs["depth/image"])
+        assert np.isfinite(depth).mean() > 0.5, case  # the training camera's depth, not all sky
+        positions = [m.pose.position for m in msgs["instance/markers"].markers[1:]]
+        assert all(np.isfinite([p.x, p.y, p.z]).all() for p in positions), case
+    warned = int(node.reports()[-1]["faults_camera_info_refused"])
+    assert warned >= len(BAD_INFOS) and int(node.reports()[-1]["frames_rejected"]) == 0
+    harness.unsubscribe(POINTS_TOPICS)
+
+
+def test_a_good_camera_info_is_used_after_a_refused_one(harness, in_process, image):
+    node = in_process("good_info")
+    harness.subscribe(["depth/image"])
+
+    def in_use(info: CameraInfo, state: str):
+        def check() -> list:
+            node.send_info(info)
+            node.send(image)
+            return [r for r in node.reports(since) if r["camera"].startswith(state)]
+
+        since = time.monotonic()
+        return harness.wait_for(check, timeout=60, period=1.0)
+
+    assert in_use(BAD_INFOS["cx NaN"][0], "training camera (camera_info refused")
+    assert in_use(_info(), "camera_info")
+    harness.unsubscribe(["depth/image"])
+
+
+def test_is_dense_says_whether_every_point_is_finite():
+    from mtl_perception.ros import conversions as conv
+    from std_msgs.msg import Header
+
+    points = np.zeros(3, dtype=conv.POINT_DTYPE)
+    points["z"] = 1.0
+    assert conv.to_point_cloud(points, Header()).is_dense
+    points["x"][1] = np.nan
+    assert not conv.to_point_cloud(points, Header()).is_dense

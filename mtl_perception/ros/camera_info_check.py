@@ -45,7 +45,10 @@ def refusal(info: Any, width: int, height: int, use_baseline: bool = False) -> s
         return f"principal point ({cx:g}, {cy:g}) lies outside the {info.width}x{info.height} sensor"
     scale = pixel_map(info, width, height)  # sensor window (ROI, binning) -> received image
     if abs(scale.su / scale.sv - 1.0) > ASPECT_TOLERANCE:
-        return f"its {info.width}x{info.height} sensor (ROI {info.roi.width}x{info.roi.height}) does not have the aspect ratio of the {width}x{height} image (another camera?)"
+        return (
+            f"its {info.width}x{info.height} sensor (ROI {info.roi.width}x{info.roi.height}) does not have "
+            f"the aspect ratio of the {width}x{height} image (another camera?)"
+        )
     if use_baseline and not all(math.isfinite(float(x)) for x in info.p):
         return "P is not finite (use_camera_info_baseline needs its baseline)"
     return None
