@@ -7,9 +7,11 @@ point. Every wait is a condition wait with a generous timeout (the machine is sh
 from __future__ import annotations
 
 import os
+import random
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +22,10 @@ from sensor_msgs.msg import CameraInfo
 from inference_helpers import tiny_checkpoint
 from mtl_perception.data.synth.generate import render_image
 from mtl_perception.inference.backend import Backend
-from mtl_perception.ros.node import PerceptionNode
+from mtl_perception.ros.node import CAMERA_INFOS, OUTPUTS, PerceptionNode
 from ros_domains import domain_id
 from ros_harness import Harness
-from test_node import BAD_FRAMES, H, W
+from test_node import BAD_FRAMES, BAD_PARAMETERS, H, W, _set
 
 DOMAIN_ID = domain_id("node_faults")
 ERROR, WARN, OK = b"\x02", b"\x01", b"\x00"
@@ -418,3 +420,115 @@ def test_is_dense_says_whether_every_point_is_finite():
     assert conv.to_point_cloud(points, Header()).is_dense
     points["x"][1] = np.nan
     assert not conv.to_point_cloud(points, Header()).is_dense
+
+
+# ---------------------------------------------------------------------------- fault injection
+GOOD_PARAMETERS = [("points_stride", 3), ("points_stride", 2), ("output_resolution", "input"),
+                   ("output_resolution", "network"), ("use_camera_info", False), ("use_camera_info", True)]
+REFUSED_PARAMETERS = [(name, value) for name, value, _ in BAD_PARAMETERS]
+ALL_TOPICS = list(OUTPUTS) + list(CAMERA_INFOS)
+MAX_PIXELS = 2 * H * W  # small, so an oversized frame is cheap to send
+
+
+def test_fault_injection_then_a_good_frame_gets_every_output_and_diagnostics_tell_the_truth(
+    harness, in_process, backend, image
+):
+    """Issue 16, acceptance: a seeded random mix of good frames, bad frames of every kind,
+    NaN from the model, oversized frames, bad and good camera_info and parameter changes
+    (accepted and refused); then every output of a good frame arrives and /diagnostics
+    accounts for every frame by kind."""
+    from test_node import DarkFramesGiveNaN
+
+    node = in_process("chaos", DarkFramesGiveNaN(backend), max_input_pixels=MAX_PIXELS)
+    harness.subscribe(ALL_TOPICS)
+    harness.send_until(lambda: node.send(image), ALL_TOPICS, timeout=60)
+    start = node.wait_report(lambda r: True, since=time.monotonic())
+    rng = random.Random(16)
+    big = np.ascontiguousarray(np.tile(image, (2, 2, 1)))  # 4 x the pixels: above MAX_PIXELS
+    frames = {"good": lambda: node.send(image), "nan": lambda: node.send(np.zeros_like(image)),
+              "oversized": lambda: node.send(big)}
+    frames.update({name: (lambda msg=msg: node.send_bad(msg)) for name, (msg, _) in BAD_FRAMES.items()})
+    sent: Counter = Counter()
+    for _ in range(90):
+        event = rng.choice(["frame"] * 6 + ["info", "parameter"])
+        if event == "frame":
+            kind = rng.choice(list(frames))
+            frames[kind]()
+            sent[kind] += 1
+        elif event == "info":
+            node.send_info(rng.choice([_info()] + [info for info, _ in BAD_INFOS.values()]))
+        else:
+            (name, value), good = rng.choice([(p, True) for p in GOOD_PARAMETERS] + [(p, False) for p in REFUSED_PARAMETERS])
+            assert _set(harness, name, value, node=f"{node.prefix}/mtl_perception")[0] is good, (name, value)
+        time.sleep(rng.uniform(0.05, 0.3))
+    total = sum(sent.values())
+    # Afterwards: a usable camera_info, the default parameters, and a good frame gets everything.
+    for name, value in [("output_resolution", "network"), ("use_camera_info", True), ("points_stride", 2)]:
+        assert _set(harness, name, value, node=f"{node.prefix}/mtl_perception") == (True, "")
+    node.send_info(_info())
+    stamp, msgs = harness.send_until(lambda: node.send(image), ALL_TOPICS, timeout=60)
+    assert set(msgs) == set(ALL_TOPICS)
+    report = node.wait_report(lambda r: int(r["frames_received"]) - int(start["frames_received"]) >= total)
+
+    def delta(key: str) -> int:
+        return int(report[key]) - int(start[key])
+
+    by_kind = {  # what each kind of bad frame is counted as
+        "nan": "non_finite_output", "oversized": "oversized", "unknown encoding": "unsupported_encoding",
+        "step too short": "bad_step", "size mismatch": "bad_data_size", "truncated data": "bad_data_size",
+        "empty image": "empty_image",
+    }
+    counted = Counter()
+    for kind, fault in by_kind.items():
+        counted[fault] += sent[kind]
+    for fault, n in counted.items():
+        assert delta(f"faults_{fault}") <= n, (fault, delta(f"faults_{fault}"), n)
+    errors = sum(delta(f"faults_{fault}") for fault in counted)
+    assert delta("faults_internal") == 0 and delta("faults_refused_input") == 0, report
+    assert delta("frames_rejected") == errors
+    # Every frame is accounted for: processed, rejected by kind, or dropped (superseded).
+    received = delta("frames_received")
+    assert received == delta("frames_processed") + errors + delta("frames_dropped"), report
+    assert sum(counted.values()) - errors <= delta("frames_dropped"), report
+    assert delta("faults_camera_info_refused") > 0
+    since = time.monotonic()
+
+    def healthy() -> list:  # frames keep coming, as from a camera, so the input is never stale
+        node.send(image)
+        return [r for r in node.reports(since) if r["level"] == OK]
+
+    final = harness.wait_for(healthy, timeout=60, period=0.3)
+    assert final, node.reports(since)[-1:]
+    assert final[-1]["camera"] == "camera_info" and final[-1]["message"].endswith("Hz in"), final[-1]
+    assert node.node.failure.done() is False
+    harness.unsubscribe(ALL_TOPICS)
+
+
+def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one_and_says_so(ros_env, harness, model_path, image, tmp_path):
+    """Issue 15 item 6: the real entry point with MTL_PERCEPTION_CACHE where no folder can be
+    made (under a file: refused for root too, unlike a chmod)."""
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    log = tmp_path / "node.log"
+    env = {**os.environ, "MTL_PERCEPTION_CACHE": str(blocker / "cache")}
+    command = [str(Path(sys.executable).parent / "perception_node"), "--ros-args", "-r", "__ns:=/ro_cache",
+               "-p", f"model_path:={model_path}"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        harness.subscribe(["/ro_cache/semantic/labels"])
+        harness.send_until(lambda: harness.send_image(image, topic="/ro_cache/image"), ["/ro_cache/semantic/labels"],
+                           timeout=180)
+        reports = harness.wait_for(lambda: harness.diagnostics("/ro_cache/image"), timeout=10)
+        assert f"cache folder {blocker / 'cache'} is not writable" in reports[-1]["cache"], reports[-1]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        harness.unsubscribe(["/ro_cache/semantic/labels"])
+    text = log.read_text()
+    assert "Traceback" not in text and "is not writable (Not a directory): using " in text, text
+    fallback = Path(text.split("): using ")[1].split(" for this run")[0])
+    assert not fallback.exists()  # removed at exit

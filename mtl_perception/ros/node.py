@@ -47,11 +47,13 @@ from visualization_msgs.msg import MarkerArray
 from mtl_perception.errors import UserError
 from mtl_perception.memory import retain_freed_memory
 from mtl_perception.inference.backend import Backend
+from mtl_perception.inference.cache import default_cache_dir
 from mtl_perception.inference.camera import CameraModel, info_at
 from mtl_perception.inference.pipeline import Pipeline, PipelineResult
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros import parameters, qos
 from mtl_perception.ros.arguments import check_ros_arguments, rcl_reason
+from mtl_perception.ros.cache_folder import writable_cache_dir
 from mtl_perception.ros.camera_info_check import refusal
 from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
 from mtl_perception.ros.faults import Fault, FaultReporter, FrameError
@@ -167,7 +169,8 @@ def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tu
 class PerceptionNode(Node):
     """Subscribes to ``image`` (and ``camera_info``), publishes the DESIGN.md section 4 topics."""
 
-    def __init__(self, backend: Backend | None = None, **node_kwargs: Any) -> None:
+    def __init__(self, backend: Backend | None = None, facts: dict[str, str] | None = None, **node_kwargs: Any) -> None:
+        """``backend``: see ``build_pipeline``; ``facts``: more fixed lines for /diagnostics."""
         super().__init__(NODE_NAME, **node_kwargs)
         self._values = parameters.declare(self, self._on_parameters)
         for line in parameters.unknown_names(list(self._parameter_overrides), self.has_parameter):
@@ -209,6 +212,7 @@ class PerceptionNode(Node):
             "model_config_hash": self._pipeline.metadata.config_hash,
             "network_size": "x".join(map(str, self._pipeline.network_size or ("input",))),
             "input": f"{self._image_topic} ({transport})",
+            **(facts or {}),
         }
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()
@@ -436,6 +440,7 @@ def main(args: list[str] | None = None) -> int:
     logger = rclpy.logging.get_logger(NODE_NAME)
     try:
         check_ros_arguments(argv)
+        cache_note = writable_cache_dir()  # before the Fast DDS profile and the model cache use it
         fastdds = middleware.configure_fastdds()
         rclpy.init(args=argv)
     except (UserError, _rclpy_impl.RCLError, _rclpy_impl.UnknownROSArgsError) as exc:
@@ -444,8 +449,10 @@ def main(args: list[str] | None = None) -> int:
     node = None
     status = 0
     try:
+        if cache_note:
+            logger.warning(cache_note)
         try:
-            node = PerceptionNode()
+            node = PerceptionNode(facts={"cache": cache_note or str(default_cache_dir())})
         except (UserError, InvalidParameterValueException, InvalidParameterTypeException) as exc:
             logger.fatal(f"cannot start: {exc}")
             return 2
