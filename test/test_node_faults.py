@@ -203,7 +203,7 @@ def test_a_dead_worker_is_an_error_in_diagnostics_and_main_exits_non_zero(
     errors = harness.wait_for(
         lambda: [d for d in harness.diagnostics("/dead/image") if d["level"] == ERROR], timeout=10
     )
-    assert errors and errors[-1]["message"] == "inference worker stopped: WorkerKilled: injected", errors[-1]
+    assert errors and errors[-1]["message"].startswith("inference worker stopped: WorkerKilled: injected"), errors[-1]
     assert "inference worker stopped" in "".join(capfd.readouterr())
     harness.unsubscribe(["/dead/semantic/labels"])
 
@@ -532,3 +532,44 @@ def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one_and_says_so(ro
     assert "Traceback" not in text and "is not writable (Not a directory): using " in text, text
     fallback = Path(text.split("): using ")[1].split(" for this run")[0])
     assert not fallback.exists()  # removed at exit
+
+
+# ---------------------------------------------------------------------------- start-up order
+def test_diagnostics_say_loading_model_before_the_first_output(harness, backend, image, monkeypatch):
+    """Issue 15 item 6: publishers and /diagnostics come up first; while the model loads
+    (here a stand-in that takes 4 s, as an export or an engine build takes minutes on a
+    Jetson) /diagnostics says so, then the node is ready."""
+    from mtl_perception.ros import node as node_module
+
+    build = node_module.build_pipeline
+
+    def slow_build(values, _=None):
+        time.sleep(4.0)
+        return build(values, backend)
+
+    monkeypatch.setattr(node_module, "build_pipeline", slow_build)
+    harness.subscribe(["/slow/semantic/labels"])
+    created = time.monotonic()
+    node = PerceptionNode(namespace="slow", context=harness.context)
+    harness.executor.add_node(node)
+    try:
+        loading = harness.wait_for(
+            lambda: [r for r in harness.diagnostics("/slow/image") if r["message"].startswith("loading model")], 30
+        )
+        assert loading and loading[0]["level"] == WARN and loading[0]["message"].endswith(" s)"), loading
+        harness.send_until(lambda: harness.send_image(image, topic="/slow/image"), ["/slow/semantic/labels"], 60)
+        first_output = harness.messages["/slow/semantic/labels"][0][0]
+        first_loading = next(t for t, m in harness.messages["/diagnostics"] if t >= created and any(
+            s.message.startswith("loading model") for s in m.status))
+        assert first_loading < first_output
+        def ready() -> list:
+            harness.send_image(image, topic="/slow/image")
+            return [r for r in harness.diagnostics("/slow/image", first_output) if r["level"] == OK and "backend" in r]
+
+        ready = harness.wait_for(ready, timeout=30, period=0.3)
+        assert ready, harness.diagnostics("/slow/image")[-1:]
+    finally:
+        harness.executor.remove_node(node)
+        node.stop()
+        node.destroy_node()
+        harness.unsubscribe(["/slow/semantic/labels"])

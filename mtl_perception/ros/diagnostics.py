@@ -146,9 +146,11 @@ def _rate(times, now: float, window: float) -> float:
     return (len(times) - 1) / span if span > 0 else 0.0
 
 
-def _level_and_message(snap: Snapshot, image_topic: str) -> tuple[bytes, str]:
+def _level_and_message(snap: Snapshot, image_topic: str, loading: str) -> tuple[bytes, str]:
     if snap.failure:
         return DiagnosticStatus.ERROR, snap.failure
+    if loading:
+        return DiagnosticStatus.WARN, loading
     if snap.errors_since_last:
         return DiagnosticStatus.ERROR, f"{snap.errors_since_last} frame(s) rejected: {snap.last_error}"
     if snap.received == 0:
@@ -161,10 +163,11 @@ def _level_and_message(snap: Snapshot, image_topic: str) -> tuple[bytes, str]:
 
 
 def to_diagnostics(
-    snap: Snapshot, stamp: Time, name: str, image_topic: str, info: dict[str, str]
+    snap: Snapshot, stamp: Time, name: str, image_topic: str, info: dict[str, str], loading: str = ""
 ) -> DiagnosticArray:
-    """One DiagnosticArray with one status; ``info`` adds fixed facts (backend, device, model)."""
-    level, message = _level_and_message(snap, image_topic)
+    """One DiagnosticArray with one status; ``info`` adds fixed facts (backend, device, model);
+    ``loading``: the model is still loading (WARN with that message: no output yet)."""
+    level, message = _level_and_message(snap, image_topic, loading)
     values = {
         "input_rate_hz": f"{snap.input_rate_hz:.2f}",
         "output_rate_hz": f"{snap.output_rate_hz:.2f}",

@@ -175,7 +175,11 @@ class PerceptionNode(Node):
         self._values = parameters.declare(self, self._on_parameters)
         for line in parameters.unknown_names(list(self._parameter_overrides), self.has_parameter):
             self.get_logger().warning(line)
-        self._pipeline, self._guard = build_pipeline(self._values, backend)
+        # The model loads in the worker (an ONNX export or a TensorRT build takes minutes on a
+        # Jetson): publishers and /diagnostics come first and say "loading model" meanwhile.
+        self._pipeline: Pipeline | None = None
+        self._guard: FiniteGuard | None = None
+        self._loading_since = time.monotonic()
         self._stats = FrameStats()
         self._faults = FaultReporter(self.get_logger(), self._stats)
         #: Done (with the exit status) when the node can no longer serve: ``main`` then exits.
@@ -206,19 +210,12 @@ class PerceptionNode(Node):
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
 
         self._info = {
-            "backend": self._pipeline.backend.describe(),
-            "device": str(self._pipeline.device),
             "model": self._values["model_path"] or "default (package)",
-            "model_config_hash": self._pipeline.metadata.config_hash,
-            "network_size": "x".join(map(str, self._pipeline.network_size or ("input",))),
             "input": f"{self._image_topic} ({transport})",
             **(facts or {}),
         }
-        self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
+        self._worker = threading.Thread(target=self._work, args=(backend,), name="inference", daemon=True)
         self._worker.start()
-        self.get_logger().info(
-            f"ready: {self._info['backend']} on {self._image_topic}, image QoS {self._image_reliability}"
-        )
 
     # ------------------------------------------------------------------ executor thread
     def _subscribe_image(self) -> Subscription:
@@ -249,6 +246,8 @@ class PerceptionNode(Node):
 
     def _on_parameters(self, changes: dict[str, Any]) -> None:
         self._values.update(changes)
+        if self._pipeline is None:
+            return  # still loading: the pipeline takes the values when it is built
         self._pipeline.color_alpha = self._values["semantic_color_alpha"]
         self._pipeline.depth_range = (self._values["depth_color_min_m"], self._values["depth_color_max_m"])
         self._pipeline.output_resolution = self._values["output_resolution"]
@@ -262,18 +261,45 @@ class PerceptionNode(Node):
             "output_resolution": self._values["output_resolution"],
             "image_qos": f"{self._image_reliability}, keep last {self._values['image_qos_depth']}",
         }
-        self._diagnostics.publish(
-            to_diagnostics(self._stats.snapshot(), stamp, f"{self.get_name()}: pipeline", self._image_topic, info)
+        loading = "" if self._pipeline is not None else (
+            f"loading model {self._info['model']} ({time.monotonic() - self._loading_since:.0f} s)"
         )
+        self._diagnostics.publish(to_diagnostics(
+            self._stats.snapshot(), stamp, f"{self.get_name()}: pipeline", self._image_topic, info, loading
+        ))
 
     # ------------------------------------------------------------------ worker thread
-    def _work(self) -> None:
-        """The worker thread: serve frames; if serving ever ends other than by ``stop``, fail loudly."""
+    def _work(self, backend: Backend | None) -> None:
+        """The worker thread: load the model, serve frames; if either ends other than by
+        ``stop``, fail loudly."""
         try:
-            self._serve()
+            if self._load(backend):
+                self._serve()
         except BaseException as exc:  # noqa: BLE001 - whatever stopped the worker must be reported
             if self.context.ok():
-                self._fail(f"inference worker stopped: {type(exc).__name__}: {exc}", traceback.format_exc())
+                message = f"inference worker stopped: {type(exc).__name__}: {exc}"
+                self._fail(f"{message}; exiting so that a supervisor can restart the node", 1, traceback.format_exc())
+
+    def _load(self, backend: Backend | None) -> bool:
+        """Build the pipeline; a missing or unreadable model ends the node (status 2, one line)."""
+        try:
+            pipeline, self._guard = build_pipeline(self._values, backend)
+        except UserError as exc:
+            self._fail(f"cannot start: {exc}", 2)
+            return False
+        self._info.update({
+            "backend": pipeline.backend.describe(),
+            "device": str(pipeline.device),
+            "model_config_hash": pipeline.metadata.config_hash,
+            "network_size": "x".join(map(str, pipeline.network_size or ("input",))),
+        })
+        self._pipeline = pipeline
+        self._on_parameters({})  # values set while the model loaded
+        self.get_logger().info(
+            f"ready: {self._info['backend']} on {self._image_topic}, image QoS {self._image_reliability} "
+            f"(model loaded in {time.monotonic() - self._loading_since:.1f} s)"
+        )
+        return True
 
     def _serve(self) -> None:
         while True:
@@ -292,13 +318,14 @@ class PerceptionNode(Node):
                 self._faults(Fault.INTERNAL, f"{self._image_topic}: frame failed: {type(exc).__name__}: {exc}")
                 self.get_logger().debug(traceback.format_exc())
 
-    def _fail(self, message: str, details: str) -> None:
-        """The node cannot serve any more: ERROR in /diagnostics at once, exit status 1 from ``main``."""
+    def _fail(self, message: str, status: int, details: str = "") -> None:
+        """The node cannot serve: ERROR in /diagnostics at once, exit ``status`` from ``main``."""
         self._stats.failed(message)
-        self.get_logger().fatal(f"{message}; exiting so that a supervisor can restart the node")
-        self.get_logger().debug(details)
+        self.get_logger().fatal(message)
+        if details:
+            self.get_logger().debug(details)
         self._publish_diagnostics()
-        self.failure.set_result(1)
+        self.failure.set_result(status)
 
     def _wanted_topics(self) -> list[str]:
         return [topic for topic, pub in self._output_pubs.items() if pub.get_subscription_count() > 0]
@@ -423,11 +450,12 @@ class PerceptionNode(Node):
         return dict(self._values)
 
     def stop(self) -> None:
-        """Stop the worker after the frame in progress."""
+        """Stop the worker after the frame in progress (a model still loading is not waited for:
+        a TensorRT build may take minutes, and Ctrl-C must not)."""
         with self._slot_ready:
             self._stopping = True
             self._slot_ready.notify()
-        self._worker.join()
+        self._worker.join(timeout=None if self._pipeline is not None else 2.0)
 
 
 def main(args: list[str] | None = None) -> int:
