@@ -167,16 +167,20 @@ class KillsTheWorker(Backend):
         return self.inner.forward(x)
 
 
+@pytest.mark.parametrize("retain", [True, False])
 def test_a_dead_worker_is_an_error_in_diagnostics_and_main_exits_non_zero(
-    harness, backend, image, model_path, monkeypatch, capfd
+    harness, backend, image, model_path, monkeypatch, capfd, retain
 ):
     """The real entry point (``main``, in-process to reach its backend): a worker that stops is
-    reported at ERROR level and ends the process with status 1, never idles looking healthy."""
+    reported at ERROR level and ends the process with status 1, never idles looking healthy.
+    Also: ``retain_freed_memory: false`` leaves glibc's allocator alone."""
     from mtl_perception.ros import node as node_module
     from mtl_perception.ros.middleware import PROFILE_ENVS
 
     for name in PROFILE_ENVS.values():
         monkeypatch.setenv(name, "")
+    retained: list[bool] = []
+    monkeypatch.setattr(node_module, "retain_freed_memory", lambda: retained.append(True) or True)
     build = node_module.build_pipeline
     monkeypatch.setattr(node_module, "build_pipeline", lambda values, _=None: build(values, KillsTheWorker(backend)))
     harness.subscribe(["/dead/semantic/labels"])
@@ -188,23 +192,28 @@ def test_a_dead_worker_is_an_error_in_diagnostics_and_main_exits_non_zero(
             if time.monotonic() > give_up:  # main never returned: stop it as Ctrl-C would (status 0)
                 os.kill(os.getpid(), signal.SIGINT)
                 return
-            dark = bool(harness.messages["/dead/semantic/labels"])
+            dark = any(t >= since for t, _ in harness.messages["/dead/semantic/labels"])
             harness.send_image(np.zeros_like(image) if dark else image, topic="/dead/image")
             time.sleep(0.3)
 
+    since = time.monotonic()
     feeder = threading.Thread(target=camera, daemon=True)
     feeder.start()
     try:
-        status = node_module.main(["perception_node", "--ros-args", "-r", "__ns:=/dead", "-p", f"model_path:={model_path}"])
+        status = node_module.main([
+            "perception_node", "--ros-args", "-r", "__ns:=/dead", "-p", f"model_path:={model_path}",
+            "-p", f"retain_freed_memory:={str(retain).lower()}",
+        ])
     finally:
         stop.set()
         feeder.join()
     assert status == 1
     errors = harness.wait_for(
-        lambda: [d for d in harness.diagnostics("/dead/image") if d["level"] == ERROR], timeout=10
+        lambda: [d for d in harness.diagnostics("/dead/image", since) if d["level"] == ERROR], timeout=10
     )
     assert errors and errors[-1]["message"].startswith("inference worker stopped: WorkerKilled: injected"), errors[-1]
     assert "inference worker stopped" in "".join(capfd.readouterr())
+    assert retained == ([True] if retain else [])
     harness.unsubscribe(["/dead/semantic/labels"])
 
 

@@ -94,7 +94,7 @@ def _has_parameter_sections(content: object) -> bool:
 
 
 def rcl_reason(exc: Exception) -> str:
-    """One line from what ``rclpy.init`` raised (or a ``UserError`` from here).
+    """One line from what ``rclpy.init`` raised (``RCLError``, ``UnknownROSArgsError``).
 
     rcl's message ends in a chain of C source locations (``, at /project/src/...``); the
     reason is what comes before them.

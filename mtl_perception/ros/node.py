@@ -471,7 +471,10 @@ def main(args: list[str] | None = None) -> int:
         cache_note = writable_cache_dir()  # before the Fast DDS profile and the model cache use it
         fastdds = middleware.configure_fastdds()
         rclpy.init(args=argv)
-    except (UserError, _rclpy_impl.RCLError, _rclpy_impl.UnknownROSArgsError) as exc:
+    except UserError as exc:
+        logger.fatal(f"cannot start: {exc}")
+        return 2
+    except (_rclpy_impl.RCLError, _rclpy_impl.UnknownROSArgsError) as exc:  # what rcl still refuses
         logger.fatal(f"cannot start: {rcl_reason(exc)}")
         return 2
     node = None
