@@ -582,3 +582,51 @@ def test_diagnostics_say_loading_model_before_the_first_output(harness, backend,
         node.stop()
         node.destroy_node()
         harness.unsubscribe(["/slow/semantic/labels"])
+
+
+# ---------------------------------------------------------------------------- reporter alone
+def test_the_reporter_logs_errors_and_warnings_through_a_real_rclpy_logger_in_any_order(capfd):
+    """rclpy refuses a second severity from one call site; the reporter has one per severity."""
+    import rclpy.logging
+
+    from mtl_perception.ros.diagnostics import FrameStats
+    from mtl_perception.ros.faults import Fault, FaultReporter
+
+    stats = FrameStats()
+    report = FaultReporter(rclpy.logging.get_logger("reporter_test"), stats, period=0.0)
+    for fault in [Fault.CAMERA_INFO_REFUSED, Fault.BAD_STEP, Fault.OUTPUTS_UNAVAILABLE, Fault.UNDECODABLE] * 2:
+        report(fault, "message")
+    snap = stats.snapshot()
+    assert dict(snap.faults)["bad_step"] == 2 and dict(snap.faults)["camera_info_refused"] == 2
+    assert snap.rejected == 4 and snap.warnings_since_last == 4
+    out = "".join(capfd.readouterr())
+    assert out.count("[WARN]") == 4 and out.count("[ERROR]") == 4, out
+
+
+def test_the_reporter_throttles_per_kind_and_says_how_many_it_held_back():
+    from mtl_perception.ros.diagnostics import FrameStats
+    from mtl_perception.ros.faults import Fault, FaultReporter
+
+    class Lines:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def error(self, line: str) -> None:
+            self.lines.append(line)
+
+        warning = error
+
+    now = [0.0]
+    logger = Lines()
+    report = FaultReporter(logger, FrameStats(), period=5.0, clock=lambda: now[0])
+    for i in range(20):  # 20 messages of one kind, all different, in 2 s
+        now[0] = i * 0.1
+        report(Fault.UNDECODABLE, f"cannot decode compressed image ({i} bytes)")
+    report(Fault.BAD_STEP, "step 1 is shorter than one row")  # another kind has its own budget
+    now[0] = 6.0
+    report(Fault.UNDECODABLE, "cannot decode compressed image (99 bytes)")
+    assert logger.lines == [
+        "[undecodable] cannot decode compressed image (0 bytes)",
+        "[bad_step] step 1 is shorter than one row",
+        "[undecodable] cannot decode compressed image (99 bytes) (19 more since the last report)",
+    ]
