@@ -630,3 +630,27 @@ def test_the_reporter_throttles_per_kind_and_says_how_many_it_held_back():
         "[bad_step] step 1 is shorter than one row",
         "[undecodable] cannot decode compressed image (99 bytes) (19 more since the last report)",
     ]
+
+
+def test_an_oversized_compressed_frame_is_refused_from_its_header(harness, in_process, image):
+    import cv2
+
+    from mtl_perception.ros import conversions as conv
+    from sensor_msgs.msg import CompressedImage
+
+    big = cv2.imencode(".jpg", np.tile(image, (3, 3, 1)))[1].tobytes()
+    assert conv.compressed_size(CompressedImage(format="jpeg", data=big)) == (3 * W, 3 * H)
+    assert conv.compressed_size(CompressedImage(format="jpeg", data=b"not an image")) is None
+    node = in_process("big_jpeg", input_transport="compressed", max_input_pixels=2 * H * W)
+    harness.subscribe(["semantic/labels"])
+    topic = f"{node.prefix}/image/compressed"
+    small = cv2.imencode(".jpg", image)[1].tobytes()
+    harness.send_until(lambda: harness.send_compressed(small, topic=topic), ["semantic/labels"], timeout=60)
+
+    def refused() -> list:
+        harness.send_compressed(big, topic=topic)
+        return [r for r in node.reports() if int(r["faults_oversized"]) > 0]
+
+    report = harness.wait_for(refused, timeout=60, period=1.0)
+    assert report and f"image {3 * W}x{3 * H} has more than max_input_pixels" in report[-1]["last_error"]
+    harness.unsubscribe(["semantic/labels"])

@@ -11,6 +11,7 @@ by element, 88-250 ms for the three rgb8 images of a frame against 0.1-0.4 ms
 from __future__ import annotations
 
 import array
+import io
 import sys
 from typing import Iterable, Protocol
 
@@ -114,6 +115,20 @@ def compressed_to_rgb(msg: CompressedImage) -> tuple[np.ndarray, str]:
     if pixels is None:
         raise ImageFormatError(Fault.UNDECODABLE, f"cannot decode compressed image (format '{msg.format}', {len(msg.data)} bytes)")
     return pixels, "bgr"
+
+
+def compressed_size(msg: CompressedImage) -> tuple[int, int] | None:
+    """(width, height) from a compressed image's header, without decoding it; None if unknown.
+
+    Lets the node refuse an oversized frame before the decoder allocates its pixels.
+    """
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(io.BytesIO(msg.data)) as header:
+            return header.size
+    except Exception:  # noqa: BLE001 - PIL's many "cannot identify" errors: the decoder will say why
+        return None
 
 
 def numpy_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:

@@ -392,6 +392,9 @@ class PerceptionNode(Node):
     def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
         """The frame's pixels (``ImageFormatError``, a FrameError, for a malformed message)."""
         if isinstance(msg, CompressedImage):
+            size = conv.compressed_size(msg)  # from the header: refuse before the decoder allocates
+            if size is not None:
+                self._check_size(*size)
             image, order = conv.compressed_to_rgb(msg)
             self._check_size(image.shape[1], image.shape[0])
             return image, order
