@@ -14,7 +14,9 @@ from the heap and are reused) and ``mallopt(M_TRIM_THRESHOLD, -1)`` (never give 
 The price is that the process keeps its peak heap (measured: +64 MB resident for the node's
 pipeline at 256 x 512). The setting is process-wide, so only process entry points call this
 (the node's ``main`` and ``mtl-perception bench``, which measures what the node runs), never
-library code that may live in someone else's process.
+library code that may live in someone else's process. The node's ``retain_freed_memory: false``
+skips it (memory-tight machines), and its ``max_input_pixels`` bounds the peak one oversized
+frame could pin (a 4000 x 6000 frame: 1.2 GB resident for good).
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ NAMES = (
     "demo",
     "node_humble",
     "fastdds_profile",
+    "node_faults",
 )
 
 

@@ -275,8 +275,9 @@ def test_bad_frames_are_reported_and_the_next_good_frame_is_processed(harness, s
     assert int(harness.diagnostics(IMAGE_TOPIC)[-1]["frames_rejected"]) >= len(BAD_FRAMES)
 
 
-def _set(harness, name: str, value) -> tuple[bool, str]:
-    client = harness.node.create_client(SetParameters, "/mtl_perception/set_parameters")
+def _set(harness, name: str, value, node: str = "/mtl_perception") -> tuple[bool, str]:
+    """Set one parameter of ``node`` through its set_parameters service: (accepted, reason)."""
+    client = harness.node.create_client(SetParameters, f"{node}/set_parameters")
     try:
         assert client.wait_for_service(timeout_sec=10)
         request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])

@@ -11,6 +11,7 @@ The model's facts come from the ONNX metadata. Precision is that of the exported
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,33 @@ def import_onnxruntime():
             "backend 'onnxruntime' needs onnxruntime: pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA)"
         ) from None
     return onnxruntime
+
+
+def check_graph(session: Any, metadata: ModelMetadata, source: str) -> None:
+    """``UserError`` unless the graph's input and outputs are those its metadata describes.
+
+    Metadata is only text in the file: a foreign ONNX with this project's metadata copied in
+    would otherwise start "ready" and fail every frame.
+    """
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    layout = "(B, H, W, 3) uint8" if metadata.raw_input else "(B, 3, H, W) float"
+    want_types = ("tensor(uint8)",) if metadata.raw_input else ("tensor(float)", "tensor(float16)")
+    problems = []
+    if len(inputs) != 1:
+        problems.append(f"{len(inputs)} inputs instead of one image {layout}")
+    else:
+        shape = list(inputs[0].shape)
+        channels = shape[3 if metadata.raw_input else 1] if len(shape) == 4 else None
+        if inputs[0].type not in want_types or len(shape) != 4 or isinstance(channels, int) and channels != 3:
+            problems.append(f"input {inputs[0].name} {inputs[0].type} {shape} is not an image {layout}")
+    names = {o.name for o in outputs}
+    if names != set(metadata.output_names):
+        problems.append(f"outputs {sorted(names)} are not the metadata's tasks {list(metadata.output_names)}")
+    unknown = [f"{o.name} {o.type}" for o in outputs if o.type not in _DTYPES]
+    if unknown:
+        problems.append(f"outputs of unsupported type: {', '.join(unknown)}")
+    if problems:
+        raise UserError(f"{source} is not a model its metadata describes: {'; '.join(problems)}")
 
 
 class OnnxRuntimeBackend(Backend):
@@ -70,6 +98,7 @@ class OnnxRuntimeBackend(Backend):
             raise UserError(
                 f"{path} is a {metadata.precision} graph; for {precision} export it with --precision {precision}"
             )
+        check_graph(self.session, metadata, str(path))
         super().__init__(metadata, device, metadata.precision)
         self.input = self.session.get_inputs()[0]
         self.input_np_dtype, self.input_torch_dtype = _DTYPES[self.input.type]

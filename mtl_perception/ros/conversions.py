@@ -11,6 +11,7 @@ by element, 88-250 ms for the three rgb8 images of a frame against 0.1-0.4 ms
 from __future__ import annotations
 
 import array
+import io
 import sys
 from typing import Iterable, Protocol
 
@@ -25,6 +26,7 @@ from mtl_perception.data.labels import PALETTE
 from mtl_perception.inference import camera as geometry
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.postprocess.caption import CAPTION_NAMESPACE, instance_caption
+from mtl_perception.ros.faults import Fault, FrameError
 
 #: encoding -> (dtype, channels) for every encoding this package reads or writes.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -42,8 +44,8 @@ INPUT_ENCODINGS: dict[str, str] = {"rgb8": "rgb", "bgr8": "bgr", "rgba8": "rgb",
 _NATIVE_BIG_ENDIAN = sys.byteorder == "big"
 
 
-class ImageFormatError(ValueError):
-    """An image message whose encoding, size or step does not describe its data."""
+class ImageFormatError(FrameError, ValueError):
+    """An image message whose encoding, size or step does not describe its data (``fault`` says which)."""
 
 
 def _fill(buffer: np.ndarray) -> array.array:
@@ -60,21 +62,22 @@ def image_to_numpy(msg: Image) -> np.ndarray:
     one row of pixels, or data whose size is not ``step * height``.
     """
     if msg.encoding not in ENCODINGS:
-        raise ImageFormatError(f"unsupported encoding '{msg.encoding}' (supported: {', '.join(ENCODINGS)})")
+        raise ImageFormatError(Fault.UNSUPPORTED_ENCODING, f"unsupported encoding '{msg.encoding}' (supported: {', '.join(ENCODINGS)})")
     dtype, channels = ENCODINGS[msg.encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
-        raise ImageFormatError(f"empty image ({width}x{height}, {len(msg.data)} bytes of data)")
+        raise ImageFormatError(Fault.EMPTY_IMAGE, f"empty image ({width}x{height}, {len(msg.data)} bytes of data)")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ImageFormatError(
+            Fault.BAD_STEP,
             f"step {step} is shorter than one row: width {width} x {channels * dtype.itemsize} bytes per "
             f"pixel ({msg.encoding}) = {row_bytes}"
         )
     expected = step * height
     if len(msg.data) != expected:
         kind = "truncated data" if len(msg.data) < expected else "data size does not match"
-        raise ImageFormatError(f"{kind}: {len(msg.data)} bytes, expected step {step} x height {height} = {expected}")
+        raise ImageFormatError(Fault.BAD_DATA_SIZE, f"{kind}: {len(msg.data)} bytes, expected step {step} x height {height} = {expected}")
     if dtype.itemsize > 1 and bool(msg.is_bigendian) != _NATIVE_BIG_ENDIAN:
         dtype = dtype.newbyteorder()
     view = np.ndarray(
@@ -93,6 +96,7 @@ def image_to_rgb(msg: Image) -> tuple[np.ndarray, str]:
     """
     if msg.encoding not in INPUT_ENCODINGS:
         raise ImageFormatError(
+            Fault.UNSUPPORTED_ENCODING,
             f"unsupported camera encoding '{msg.encoding}' (supported: {', '.join(INPUT_ENCODINGS)})"
         )
     pixels = image_to_numpy(msg)
@@ -106,11 +110,25 @@ def compressed_to_rgb(msg: CompressedImage) -> tuple[np.ndarray, str]:
     import cv2
 
     if len(msg.data) == 0:
-        raise ImageFormatError(f"empty compressed image (format '{msg.format}')")
+        raise ImageFormatError(Fault.EMPTY_IMAGE, f"empty compressed image (format '{msg.format}')")
     pixels = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
     if pixels is None:
-        raise ImageFormatError(f"cannot decode compressed image (format '{msg.format}', {len(msg.data)} bytes)")
+        raise ImageFormatError(Fault.UNDECODABLE, f"cannot decode compressed image (format '{msg.format}', {len(msg.data)} bytes)")
     return pixels, "bgr"
+
+
+def compressed_size(msg: CompressedImage) -> tuple[int, int] | None:
+    """(width, height) from a compressed image's header, without decoding it; None if unknown.
+
+    Lets the node refuse an oversized frame before the decoder allocates its pixels.
+    """
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(io.BytesIO(msg.data)) as header:
+            return header.size
+    except Exception:  # noqa: BLE001 - PIL's many "cannot identify" errors: the decoder will say why
+        return None
 
 
 def numpy_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
@@ -233,7 +251,11 @@ def depth_to_points(
 
 
 def to_point_cloud(points: np.ndarray, header: Header) -> PointCloud2:
-    """POINT_DTYPE array -> unorganised, dense PointCloud2 with fields x y z rgb label instance."""
+    """POINT_DTYPE array -> unorganised PointCloud2 with fields x y z rgb label instance.
+
+    ``is_dense`` (no invalid point) is computed, not assumed: a consumer that trusts it skips
+    its own NaN checks.
+    """
     msg = PointCloud2()
     msg.header = header
     msg.height, msg.width = 1, int(points.shape[0])
@@ -244,7 +266,7 @@ def to_point_cloud(points: np.ndarray, header: Header) -> PointCloud2:
     msg.is_bigendian = False
     msg.point_step = POINT_DTYPE.itemsize
     msg.row_step = msg.point_step * msg.width
-    msg.is_dense = True
+    msg.is_dense = bool(np.isfinite(points["x"]).all() and np.isfinite(points["y"]).all() and np.isfinite(points["z"]).all())
     msg.data = _fill(points)
     return msg
 

@@ -17,6 +17,8 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from mtl_perception.ros.faults import Fault
+
 WINDOW_S = 5.0
 #: No image for this long after images flowed: the camera (or its remapping) is gone.
 STALE_INPUT_S = 3.0
@@ -39,6 +41,10 @@ class Snapshot:
     last_error: str
     last_error_age_s: float | None
     input_age_s: float | None
+    warnings_since_last: int = 0
+    last_warning: str = ""
+    faults: tuple[tuple[str, int], ...] = ()  # (kind, count since start) of every Fault
+    failure: str = ""  # the node can no longer process frames (the worker stopped)
 
 
 class FrameStats:
@@ -51,9 +57,10 @@ class FrameStats:
         self._arrivals: deque[float] = deque()
         self._outputs: deque[tuple[float, ...]] = deque()  # (t, receive->publish, stamp->publish, pipeline) s
         self._received = self._processed = self._dropped = self._rejected = 0
-        self._errors_since_last = 0
-        self._last_error = ""
+        self._errors_since_last = self._warnings_since_last = 0
+        self._last_error = self._last_warning = self._failure = ""
         self._last_error_t: float | None = None
+        self._faults = {fault: 0 for fault in Fault}
 
     def _trim(self, now: float) -> None:
         while self._arrivals and self._arrivals[0] < now - self._window:
@@ -78,13 +85,23 @@ class FrameStats:
             self._outputs.append((now, receive_to_publish_s, stamp_to_publish_s, pipeline_s))
             self._trim(now)
 
-    def error(self, message: str) -> None:
-        """A frame was rejected (bad input, non-finite model output, pipeline failure)."""
+    def fault(self, fault: Fault, message: str) -> None:
+        """A fault of kind ``fault``: a rejected frame (an error) or a frame let through with less."""
         with self._lock:
-            self._rejected += 1
-            self._errors_since_last += 1
-            self._last_error = message
-            self._last_error_t = self._clock()
+            self._faults[fault] += 1
+            if fault.drops_frame:
+                self._rejected += 1
+                self._errors_since_last += 1
+                self._last_error = message
+                self._last_error_t = self._clock()
+            else:
+                self._warnings_since_last += 1
+                self._last_warning = message
+
+    def failed(self, message: str) -> None:
+        """The node can no longer process frames; every later report is an ERROR saying why."""
+        with self._lock:
+            self._failure = message
 
     def snapshot(self) -> Snapshot:
         """Numbers over the last window; resets the count of errors since the last snapshot."""
@@ -111,8 +128,12 @@ class FrameStats:
                 last_error=self._last_error,
                 last_error_age_s=None if self._last_error_t is None else now - self._last_error_t,
                 input_age_s=(now - self._arrivals[-1]) if self._arrivals else None,
+                warnings_since_last=self._warnings_since_last,
+                last_warning=self._last_warning,
+                faults=tuple((fault.value, n) for fault, n in self._faults.items()),
+                failure=self._failure,
             )
-            self._errors_since_last = 0
+            self._errors_since_last = self._warnings_since_last = 0
             return snap
 
 
@@ -125,21 +146,28 @@ def _rate(times, now: float, window: float) -> float:
     return (len(times) - 1) / span if span > 0 else 0.0
 
 
-def _level_and_message(snap: Snapshot, image_topic: str) -> tuple[bytes, str]:
+def _level_and_message(snap: Snapshot, image_topic: str, loading: str) -> tuple[bytes, str]:
+    if snap.failure:
+        return DiagnosticStatus.ERROR, snap.failure
+    if loading:
+        return DiagnosticStatus.WARN, loading
     if snap.errors_since_last:
         return DiagnosticStatus.ERROR, f"{snap.errors_since_last} frame(s) rejected: {snap.last_error}"
     if snap.received == 0:
         return DiagnosticStatus.OK, f"waiting for images on {image_topic}"
     if snap.input_age_s is None or snap.input_age_s > STALE_INPUT_S:
         return DiagnosticStatus.WARN, f"no image on {image_topic} for more than {STALE_INPUT_S:.0f} s"
+    if snap.warnings_since_last:
+        return DiagnosticStatus.WARN, f"{snap.warnings_since_last} warning(s): {snap.last_warning}"
     return DiagnosticStatus.OK, f"{snap.output_rate_hz:.1f} Hz out of {snap.input_rate_hz:.1f} Hz in"
 
 
 def to_diagnostics(
-    snap: Snapshot, stamp: Time, name: str, image_topic: str, info: dict[str, str]
+    snap: Snapshot, stamp: Time, name: str, image_topic: str, info: dict[str, str], loading: str = ""
 ) -> DiagnosticArray:
-    """One DiagnosticArray with one status; ``info`` adds fixed facts (backend, device, model)."""
-    level, message = _level_and_message(snap, image_topic)
+    """One DiagnosticArray with one status; ``info`` adds fixed facts (backend, device, model);
+    ``loading``: the model is still loading (WARN with that message: no output yet)."""
+    level, message = _level_and_message(snap, image_topic, loading)
     values = {
         "input_rate_hz": f"{snap.input_rate_hz:.2f}",
         "output_rate_hz": f"{snap.output_rate_hz:.2f}",
@@ -157,6 +185,8 @@ def to_diagnostics(
         **info,
         "last_error": snap.last_error,
         "last_error_age_s": "" if snap.last_error_age_s is None else f"{snap.last_error_age_s:.1f}",
+        "last_warning": snap.last_warning,
+        **{f"faults_{kind}": str(n) for kind, n in snap.faults},
     }
     status = DiagnosticStatus(
         level=level,

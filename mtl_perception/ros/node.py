@@ -12,7 +12,10 @@ exactly the outputs behind the topics with subscribers. Image outputs come at
 the camera's pixels), each group with a ``camera_info`` of that resolution next to it
 (``CAMERA_INFOS``); points and markers are always made from network-resolution data. Bad frames (unknown encoding, wrong
 step or size, empty, undecodable, non-finite network output) are logged (throttled per
-kind), reported in /diagnostics and skipped; the node goes on with the next frame.
+kind, ``faults.py``), counted per kind in /diagnostics and skipped; the node goes on with the
+next frame. Should the worker ever stop anyway, /diagnostics says so at ERROR level and
+``main`` exits with status 1, so a supervisor (launch's ``respawn``, systemd) restarts the
+node instead of it idling with a healthy look.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,9 +33,11 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy_impl
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.subscription import Subscription
+from rclpy.task import Future
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
@@ -42,11 +47,16 @@ from visualization_msgs.msg import MarkerArray
 from mtl_perception.errors import UserError
 from mtl_perception.memory import retain_freed_memory
 from mtl_perception.inference.backend import Backend
+from mtl_perception.inference.cache import default_cache_dir
 from mtl_perception.inference.camera import CameraModel, info_at
 from mtl_perception.inference.pipeline import Pipeline, PipelineResult
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros import parameters, qos
+from mtl_perception.ros.arguments import check_ros_arguments, rcl_reason
+from mtl_perception.ros.cache_folder import writable_cache_dir
+from mtl_perception.ros.camera_info_check import refusal
 from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
+from mtl_perception.ros.faults import Fault, FaultReporter, FrameError
 from mtl_perception.ros import middleware
 
 NODE_NAME = "mtl_perception"
@@ -93,12 +103,6 @@ def pipeline_outputs(topics: list[str]) -> tuple[frozenset[str], frozenset[str]]
     at_output = frozenset().union(*(OUTPUTS[t][1] for t in topics if t not in _NETWORK_TOPICS))
     at_network = frozenset().union(*(OUTPUTS[t][1] for t in topics if t in _NETWORK_TOPICS))
     return at_output, at_network
-#: Seconds between two log lines about the same kind of bad frame.
-LOG_THROTTLE_S = 5.0
-
-
-class FrameError(Exception):
-    """A frame that cannot be processed; the message says why (logged, counted, skipped)."""
 
 
 class FiniteGuard(Backend):
@@ -126,7 +130,7 @@ class FiniteGuard(Backend):
     def check(self) -> None:
         """Raise FrameError if the last forward produced a non-finite value."""
         if self.finite is not None and not bool(self.finite):
-            raise FrameError("non-finite network output (NaN or inf); frame skipped")
+            raise FrameError(Fault.NON_FINITE_OUTPUT, "non-finite network output (NaN or inf); frame skipped")
 
     def describe(self) -> str:
         return self.inner.describe()
@@ -138,26 +142,6 @@ class Frame:
 
     msg: Image | CompressedImage
     received: float
-
-
-class ThrottledLog:
-    """One log line per kind of problem per ``period`` seconds, counting what it held back."""
-
-    def __init__(self, log: Callable[[str], Any], period: float = LOG_THROTTLE_S) -> None:
-        self._log, self._period = log, period
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, kind: str, message: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last.get(kind, -float("inf")) < self._period:
-                self._held[kind] = self._held.get(kind, 0) + 1
-                return
-            held = self._held.pop(kind, 0)
-            self._last[kind] = now
-        self._log(message + (f" ({held} more since the last report)" if held else ""))
 
 
 def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tuple[Pipeline, FiniteGuard]:
@@ -185,14 +169,23 @@ def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tu
 class PerceptionNode(Node):
     """Subscribes to ``image`` (and ``camera_info``), publishes the DESIGN.md section 4 topics."""
 
-    def __init__(self, backend: Backend | None = None, **node_kwargs: Any) -> None:
+    def __init__(self, backend: Backend | None = None, facts: dict[str, str] | None = None, **node_kwargs: Any) -> None:
+        """``backend``: see ``build_pipeline``; ``facts``: more fixed lines for /diagnostics."""
         super().__init__(NODE_NAME, **node_kwargs)
         self._values = parameters.declare(self, self._on_parameters)
-        self._pipeline, self._guard = build_pipeline(self._values, backend)
+        for line in parameters.unknown_names(list(self._parameter_overrides), self.has_parameter):
+            self.get_logger().warning(line)
+        # The model loads in the worker (an ONNX export or a TensorRT build takes minutes on a
+        # Jetson): publishers and /diagnostics come first and say "loading model" meanwhile.
+        self._pipeline: Pipeline | None = None
+        self._guard: FiniteGuard | None = None
+        self._loading_since = time.monotonic()
         self._stats = FrameStats()
-        self._errors = ThrottledLog(self.get_logger().error)
-        self._warnings = ThrottledLog(self.get_logger().warning)
+        self._faults = FaultReporter(self.get_logger(), self._stats)
+        #: Done (with the exit status) when the node can no longer serve: ``main`` then exits.
+        self.failure: Future = Future()
         self._camera_info: CameraInfo | None = None
+        self._camera_state = "training camera"
         self._last_topics: list[str] = []
         self._slot: Frame | None = None
         self._slot_ready = threading.Condition()
@@ -217,18 +210,12 @@ class PerceptionNode(Node):
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
 
         self._info = {
-            "backend": self._pipeline.backend.describe(),
-            "device": str(self._pipeline.device),
             "model": self._values["model_path"] or "default (package)",
-            "model_config_hash": self._pipeline.metadata.config_hash,
-            "network_size": "x".join(map(str, self._pipeline.network_size or ("input",))),
             "input": f"{self._image_topic} ({transport})",
+            **(facts or {}),
         }
-        self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
+        self._worker = threading.Thread(target=self._work, args=(backend,), name="inference", daemon=True)
         self._worker.start()
-        self.get_logger().info(
-            f"ready: {self._info['backend']} on {self._image_topic}, image QoS {self._image_reliability}"
-        )
 
     # ------------------------------------------------------------------ executor thread
     def _subscribe_image(self) -> Subscription:
@@ -259,26 +246,62 @@ class PerceptionNode(Node):
 
     def _on_parameters(self, changes: dict[str, Any]) -> None:
         self._values.update(changes)
+        if self._pipeline is None:
+            return  # still loading: the pipeline takes the values when it is built
         self._pipeline.color_alpha = self._values["semantic_color_alpha"]
         self._pipeline.depth_range = (self._values["depth_color_min_m"], self._values["depth_color_max_m"])
         self._pipeline.output_resolution = self._values["output_resolution"]
 
     def _publish_diagnostics(self) -> None:
         stamp = self.get_clock().now().to_msg()
-        use_info = self._camera_info is not None and self._values["use_camera_info"]
         info = {
             **self._info,
             "outputs": ",".join(self._last_topics) or "none (no subscribers)",
-            "camera": "camera_info" if use_info else "training camera",
+            "camera": self._camera_state,
             "output_resolution": self._values["output_resolution"],
             "image_qos": f"{self._image_reliability}, keep last {self._values['image_qos_depth']}",
         }
-        self._diagnostics.publish(
-            to_diagnostics(self._stats.snapshot(), stamp, f"{self.get_name()}: pipeline", self._image_topic, info)
+        loading = "" if self._pipeline is not None else (
+            f"loading model {self._info['model']} ({time.monotonic() - self._loading_since:.0f} s)"
         )
+        self._diagnostics.publish(to_diagnostics(
+            self._stats.snapshot(), stamp, f"{self.get_name()}: pipeline", self._image_topic, info, loading
+        ))
 
     # ------------------------------------------------------------------ worker thread
-    def _work(self) -> None:
+    def _work(self, backend: Backend | None) -> None:
+        """The worker thread: load the model, serve frames; if either ends other than by
+        ``stop``, fail loudly."""
+        try:
+            if self._load(backend):
+                self._serve()
+        except BaseException as exc:  # noqa: BLE001 - whatever stopped the worker must be reported
+            if self.context.ok():
+                message = f"inference worker stopped: {type(exc).__name__}: {exc}"
+                self._fail(f"{message}; exiting so that a supervisor can restart the node", 1, traceback.format_exc())
+
+    def _load(self, backend: Backend | None) -> bool:
+        """Build the pipeline; a missing or unreadable model ends the node (status 2, one line)."""
+        try:
+            pipeline, self._guard = build_pipeline(self._values, backend)
+        except UserError as exc:
+            self._fail(f"cannot start: {exc}", 2)
+            return False
+        self._info.update({
+            "backend": pipeline.backend.describe(),
+            "device": str(pipeline.device),
+            "model_config_hash": pipeline.metadata.config_hash,
+            "network_size": "x".join(map(str, pipeline.network_size or ("input",))),
+        })
+        self._pipeline = pipeline
+        self._on_parameters({})  # values set while the model loaded
+        self.get_logger().info(
+            f"ready: {self._info['backend']} on {self._image_topic}, image QoS {self._image_reliability} "
+            f"(model loaded in {time.monotonic() - self._loading_since:.1f} s)"
+        )
+        return True
+
+    def _serve(self) -> None:
         while True:
             with self._slot_ready:
                 self._slot_ready.wait_for(lambda: self._slot is not None or self._stopping)
@@ -288,29 +311,40 @@ class PerceptionNode(Node):
             try:
                 self._process(frame)
             except FrameError as exc:
-                self._reject(str(exc).split(":")[0], str(exc))
+                self._faults(exc.fault, f"{self._image_topic}: {exc}")
             except Exception as exc:  # noqa: BLE001 - a pipeline bug must not silently kill the worker
                 if not self.context.ok():
                     return  # shutting down: publishers are gone
-                self._reject(type(exc).__name__, f"frame failed: {type(exc).__name__}: {exc}")
+                self._faults(Fault.INTERNAL, f"{self._image_topic}: frame failed: {type(exc).__name__}: {exc}")
                 self.get_logger().debug(traceback.format_exc())
 
-    def _reject(self, kind: str, message: str) -> None:
-        self._stats.error(message)
-        self._errors(kind, f"{self._image_topic}: {message}")
+    def _fail(self, message: str, status: int, details: str = "") -> None:
+        """The node cannot serve: ERROR in /diagnostics at once, exit ``status`` from ``main``."""
+        self._stats.failed(message)
+        self.get_logger().fatal(message)
+        if details:
+            self.get_logger().debug(details)
+        self._publish_diagnostics()
+        self.failure.set_result(status)
 
     def _wanted_topics(self) -> list[str]:
         return [topic for topic, pub in self._output_pubs.items() if pub.get_subscription_count() > 0]
 
     def _camera(self, width: int, height: int) -> CameraModel | None:
-        """camera_info's intrinsics for this image size; None = the model's training camera."""
+        """camera_info's intrinsics for this image size; None = the model's training camera
+        (also for a camera_info that ``camera_info_check`` refuses: warned and reported)."""
         info = self._camera_info if self._values["use_camera_info"] else None
         if info is None:
+            self._camera_state = "training camera"
             return None
-        camera = conv.camera_from_info(info, width, height, use_baseline=self._values["use_camera_info_baseline"])
-        if camera is None:
-            self._warnings("camera_info", "camera_info is not calibrated (K or size is zero): using the training camera")
-        return camera
+        use_baseline = self._values["use_camera_info_baseline"]
+        reason = refusal(info, width, height, use_baseline)
+        if reason is not None:
+            self._camera_state = f"training camera (camera_info refused: {reason})"
+            self._faults(Fault.CAMERA_INFO_REFUSED, f"camera_info refused: {reason}; using the training camera")
+            return None
+        self._camera_state = "camera_info"
+        return conv.camera_from_info(info, width, height, use_baseline=use_baseline)
 
     def _producible(self, topics: list[str], camera: CameraModel | None) -> list[str]:
         """The wanted topics this model and camera can produce; a throttled warning names the rest."""
@@ -320,8 +354,8 @@ class PerceptionNode(Node):
         available = self._pipeline.available if has_fx and has_baseline else self._pipeline.available - _DEPTH_OUTPUTS
         lost = [t for t in topics if not OUTPUTS[t][1] <= available]
         if lost:
-            self._warnings(
-                "unavailable",
+            self._faults(
+                Fault.OUTPUTS_UNAVAILABLE,
                 f"not published: {', '.join(lost)} (the model lacks the task, or metric depth lacks a camera: "
                 "no camera_info with a baseline and no training camera recorded in the model)",
             )
@@ -342,7 +376,7 @@ class PerceptionNode(Node):
         try:
             result = self._pipeline(image, encoding=order, camera=camera, outputs=needed, network_outputs=small)
         except UserError as exc:
-            raise FrameError(str(exc)) from None
+            raise FrameError(Fault.REFUSED_INPUT, str(exc)) from None
         pipeline_s = time.monotonic() - started
         self._guard.check()
         header = frame.msg.header
@@ -356,12 +390,24 @@ class PerceptionNode(Node):
         self._stats.published(time.monotonic() - frame.received, stamp_age.nanoseconds * 1e-9, pipeline_s)
 
     def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
-        try:
-            if isinstance(msg, CompressedImage):
-                return conv.compressed_to_rgb(msg)
-            return conv.image_to_rgb(msg)
-        except conv.ImageFormatError as exc:
-            raise FrameError(str(exc)) from None
+        """The frame's pixels (``ImageFormatError``, a FrameError, for a malformed message)."""
+        if isinstance(msg, CompressedImage):
+            size = conv.compressed_size(msg)  # from the header: refuse before the decoder allocates
+            if size is not None:
+                self._check_size(*size)
+            image, order = conv.compressed_to_rgb(msg)
+            self._check_size(image.shape[1], image.shape[0])
+            return image, order
+        self._check_size(int(msg.width), int(msg.height))  # before a byte is touched
+        return conv.image_to_rgb(msg)
+
+    def _check_size(self, width: int, height: int) -> None:
+        """Refuse a frame above ``max_input_pixels``: its buffers would stay in the process."""
+        limit = self._values["max_input_pixels"]
+        if width * height > limit:
+            raise FrameError(
+                Fault.OVERSIZED, f"image {width}x{height} has more than max_input_pixels ({limit}) pixels"
+            )
 
     def _camera_infos(self, result: PipelineResult, header: Header) -> list[tuple[Any, CameraInfo]]:
         """The camera_info of each image group somebody listens to, at the images' resolution."""
@@ -401,12 +447,18 @@ class PerceptionNode(Node):
         return image[..., ::-1] if order == "bgr" else image
 
     # ------------------------------------------------------------------ lifetime
+    @property
+    def values(self) -> dict[str, Any]:
+        """The current parameter values."""
+        return dict(self._values)
+
     def stop(self) -> None:
-        """Stop the worker after the frame in progress."""
+        """Stop the worker after the frame in progress (a model still loading is not waited for:
+        a TensorRT build may take minutes, and Ctrl-C must not)."""
         with self._slot_ready:
             self._stopping = True
             self._slot_ready.notify()
-        self._worker.join()
+        self._worker.join(timeout=None if self._pipeline is not None else 2.0)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -415,22 +467,35 @@ def main(args: list[str] | None = None) -> int:
     A bad parameter or a missing / unreadable model ends the start-up with one clear line
     and exit status 2 (no traceback): a launch file then shows the reason, not a stack.
     """
-    fastdds = middleware.configure_fastdds()
-    retained = retain_freed_memory()
-    rclpy.init(args=args if args is not None else sys.argv)
+    argv = args if args is not None else sys.argv
     logger = rclpy.logging.get_logger(NODE_NAME)
-    if not retained:
-        logger.info("C library is not glibc: freed memory goes back to the system (page faults per frame)")
-    node = None
     try:
+        check_ros_arguments(argv)
+        cache_note = writable_cache_dir()  # before the Fast DDS profile and the model cache use it
+        fastdds = middleware.configure_fastdds()
+        rclpy.init(args=argv)
+    except UserError as exc:
+        logger.fatal(f"cannot start: {exc}")
+        return 2
+    except (_rclpy_impl.RCLError, _rclpy_impl.UnknownROSArgsError) as exc:  # what rcl still refuses
+        logger.fatal(f"cannot start: {rcl_reason(exc)}")
+        return 2
+    node = None
+    status = 0
+    try:
+        if cache_note:
+            logger.warning(cache_note)
         try:
-            node = PerceptionNode()
+            node = PerceptionNode(facts={"cache": cache_note or str(default_cache_dir())})
         except (UserError, InvalidParameterValueException, InvalidParameterTypeException) as exc:
             logger.fatal(f"cannot start: {exc}")
             return 2
+        if node.values["retain_freed_memory"] and not retain_freed_memory():
+            logger.info("C library is not glibc: freed memory goes back to the system (page faults per frame)")
         applied, line = middleware.report(fastdds, middleware.shared_memory_segments())
         (logger.info if applied else logger.warning)(line)
-        rclpy.spin(node)
+        rclpy.spin_until_future_complete(node, node.failure)
+        status = node.failure.result() or 0
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
@@ -443,7 +508,7 @@ def main(args: list[str] | None = None) -> int:
             node.stop()
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ saying so is better than silently ignoring the new value.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -113,6 +114,18 @@ SPECS: dict[str, Spec] = {
     "depth_color_max_m": Spec(DEPTH_COLOR_RANGE_M[1], "Depth (m) mapped to the cold end of depth/color.", range=(0.1, 1000.0)),
     "points_stride": Spec(2, "Publish every n-th pixel (in x and in y) in 'points'.", range=(1, 64)),
     "points_max_depth_m": Spec(80.0, "Points farther than this (m) are left out of 'points'.", range=(1.0, 1000.0)),
+    "max_input_pixels": Spec(
+        4096 * 4096,
+        "Frames with more pixels than this are refused (counted in /diagnostics as oversized): one huge "
+        "frame would otherwise grow the process by its buffers for good (see retain_freed_memory).",
+        range=(1, 2**28),
+    ),
+    "retain_freed_memory": Spec(
+        True,
+        "Keep freed heap memory in the process (glibc mallopt): no page faults per frame, but the process "
+        "keeps its peak memory. false = give it back to the system (for memory-tight machines).",
+        read_only=True,
+    ),
 }
 
 
@@ -199,3 +212,16 @@ def declare(node: Node, on_change: Callable[[dict[str, Value]], None]) -> dict[s
         raise ConfigError(f"parameter {reason}")
     declared = True
     return dict(values)
+
+
+def unknown_names(given: list[str], declared: Callable[[str], bool]) -> list[str]:
+    """One warning per given parameter this node does not declare (a typo in a params file
+    or a ``-p`` is otherwise ignored without a word), with the nearest declared name."""
+    lines = []
+    for name in sorted(given):
+        if declared(name) or name.startswith("qos_overrides."):
+            continue
+        near = difflib.get_close_matches(name, list(SPECS), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        lines.append(f"parameter '{name}' is not a parameter of this node and is ignored{hint}")
+    return lines
