@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -57,9 +56,12 @@ from mtl_perception.ros.cache_folder import writable_cache_dir
 from mtl_perception.ros.camera_info_check import refusal
 from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
 from mtl_perception.ros.faults import Fault, FaultReporter, FrameError
+from mtl_perception.ros.latest_frames import Frame, LatestFrames
 from mtl_perception.ros import middleware
 
 NODE_NAME = "mtl_perception"
+#: The one camera of the node (its topics are ``image`` and ``camera_info``).
+_CAMERA = ""
 
 #: Output topic -> (message type, pipeline outputs it needs). Topics are relative, so a
 #: namespace (launch argument) moves them all.
@@ -136,14 +138,6 @@ class FiniteGuard(Backend):
         return self.inner.describe()
 
 
-@dataclass
-class Frame:
-    """The newest camera message and when it arrived (monotonic seconds)."""
-
-    msg: Image | CompressedImage
-    received: float
-
-
 def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tuple[Pipeline, FiniteGuard]:
     """The pipeline the parameters describe; UserError for a missing or unreadable model.
 
@@ -187,9 +181,7 @@ class PerceptionNode(Node):
         self._camera_info: CameraInfo | None = None
         self._camera_state = "training camera"
         self._last_topics: list[str] = []
-        self._slot: Frame | None = None
-        self._slot_ready = threading.Condition()
-        self._stopping = False
+        self._frames = LatestFrames([_CAMERA])
         steady = Clock(clock_type=ClockType.STEADY_TIME)
 
         out_qos = qos.profile(self._values["output_qos_reliability"], self._values["output_qos_depth"])
@@ -235,11 +227,7 @@ class PerceptionNode(Node):
             self._image_sub = self._subscribe_image()
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        with self._slot_ready:
-            replaced = self._slot is not None
-            self._slot = Frame(msg, time.monotonic())
-            self._slot_ready.notify()
-        self._stats.received(replaced_unprocessed=replaced)
+        self._stats.received(replaced_unprocessed=self._frames.put(_CAMERA, msg))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -303,11 +291,9 @@ class PerceptionNode(Node):
 
     def _serve(self) -> None:
         while True:
-            with self._slot_ready:
-                self._slot_ready.wait_for(lambda: self._slot is not None or self._stopping)
-                if self._stopping:
-                    return
-                frame, self._slot = self._slot, None
+            frame = self._frames.take().get(_CAMERA)
+            if frame is None:
+                return  # stopped
             try:
                 self._process(frame)
             except FrameError as exc:
@@ -455,9 +441,7 @@ class PerceptionNode(Node):
     def stop(self) -> None:
         """Stop the worker after the frame in progress (a model still loading is not waited for:
         a TensorRT build may take minutes, and Ctrl-C must not)."""
-        with self._slot_ready:
-            self._stopping = True
-            self._slot_ready.notify()
+        self._frames.close()
         self._worker.join(timeout=None if self._pipeline is not None else 2.0)
 
 
