@@ -25,6 +25,7 @@ NAMES = (
     "node_humble",
     "fastdds_profile",
     "node_faults",
+    "node_cameras",
 )
 
 

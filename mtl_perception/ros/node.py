@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from dataclasses import dataclass, field
 import time
 import traceback
 from typing import Any
@@ -48,7 +49,7 @@ from mtl_perception.memory import retain_freed_memory
 from mtl_perception.inference.backend import Backend
 from mtl_perception.inference.cache import default_cache_dir
 from mtl_perception.inference.camera import CameraModel, info_at
-from mtl_perception.inference.pipeline import Pipeline, PipelineResult
+from mtl_perception.inference.pipeline import CameraFrame, Pipeline, PipelineResult
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros import parameters, qos
 from mtl_perception.ros.arguments import check_ros_arguments, rcl_reason
@@ -60,8 +61,6 @@ from mtl_perception.ros.latest_frames import Frame, LatestFrames
 from mtl_perception.ros import middleware
 
 NODE_NAME = "mtl_perception"
-#: The one camera of the node (its topics are ``image`` and ``camera_info``).
-_CAMERA = ""
 
 #: Output topic -> (message type, pipeline outputs it needs). Topics are relative, so a
 #: namespace (launch argument) moves them all.
@@ -126,12 +125,15 @@ class FiniteGuard(Backend):
         # A sum is NaN or inf when any element is (finite outputs are far from overflowing
         # float32), and costs a fifth of isfinite().all(): no boolean tensor per output.
         sums = [t.sum(dtype=torch.float32) for t in out.values() if t.is_floating_point()]
-        self.finite = torch.isfinite(torch.stack(sums)).all() if sums else None
+        if sums:  # over every forward since the last check (a batch of cameras may take several)
+            finite = torch.isfinite(torch.stack(sums)).all()
+            self.finite = finite if self.finite is None else self.finite & finite
         return out
 
     def check(self) -> None:
-        """Raise FrameError if the last forward produced a non-finite value."""
-        if self.finite is not None and not bool(self.finite):
+        """Raise FrameError if a forward since the last check produced a non-finite value."""
+        finite, self.finite = self.finite, None
+        if finite is not None and not bool(finite):
             raise FrameError(Fault.NON_FINITE_OUTPUT, "non-finite network output (NaN or inf); frame skipped")
 
     def describe(self) -> str:
@@ -160,8 +162,46 @@ def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tu
     return pipeline, guard
 
 
+@dataclass
+class CameraInput:
+    """One camera of the node: its topics, subscription, calibration, counters and publishers.
+
+    The single-camera node has one, named "" (topics ``image``, ``camera_info`` and the outputs
+    at the node's namespace); with ``cameras: front,left`` each camera's topics are under its
+    name (``front/image`` -> ``front/semantic/labels``, ...).
+    """
+
+    name: str
+    image_topic: str
+    stats: FrameStats
+    faults: FaultReporter
+    output_pubs: dict[str, Any]
+    info_pubs: dict[str, Any]
+    reliability: str
+    subscription: Subscription | None = None
+    camera_info: CameraInfo | None = None
+    camera_state: str = "training camera"
+    last_topics: list[str] = field(default_factory=list)
+
+    def topic(self, relative: str) -> str:
+        return f"{self.name}/{relative}" if self.name else relative
+
+
+@dataclass
+class _Prepared:
+    """A camera's frame decoded and checked, ready for the batch."""
+
+    camera: CameraInput
+    frame: Frame
+    image: np.ndarray
+    order: str
+    model: CameraModel | None
+    topics: list[str]
+
+
 class PerceptionNode(Node):
-    """Subscribes to ``image`` (and ``camera_info``), publishes the DESIGN.md section 4 topics."""
+    """Subscribes to ``image`` (and ``camera_info``), publishes the DESIGN.md section 4 topics;
+    with ``cameras``, the same for each named camera, all through one model."""
 
     def __init__(self, backend: Backend | None = None, facts: dict[str, str] | None = None, **node_kwargs: Any) -> None:
         """``backend``: see ``build_pipeline``; ``facts``: more fixed lines for /diagnostics."""
@@ -174,63 +214,75 @@ class PerceptionNode(Node):
         self._pipeline: Pipeline | None = None
         self._guard: FiniteGuard | None = None
         self._loading_since = time.monotonic()
-        self._stats = FrameStats()
-        self._faults = FaultReporter(self.get_logger(), self._stats)
         #: Done (with the exit status) when the node can no longer serve: ``main`` then exits.
         self.failure: Future = Future()
-        self._camera_info: CameraInfo | None = None
-        self._camera_state = "training camera"
-        self._last_topics: list[str] = []
-        self._frames = LatestFrames([_CAMERA])
         steady = Clock(clock_type=ClockType.STEADY_TIME)
 
-        out_qos = qos.profile(self._values["output_qos_reliability"], self._values["output_qos_depth"])
-        self._output_pubs = {topic: self.create_publisher(kind, topic, out_qos) for topic, (kind, _) in OUTPUTS.items()}
-        self._info_pubs = {topic: self.create_publisher(CameraInfo, topic, out_qos) for topic in CAMERA_INFOS}
+        self._out_qos = qos.profile(self._values["output_qos_reliability"], self._values["output_qos_depth"])
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
-
         transport = self._values["input_transport"]
-        self._image_topic = self.resolve_topic_name("image") + ("/compressed" if transport == "compressed" else "")
         self._image_type = CompressedImage if transport == "compressed" else Image
-        wanted = self._values["image_qos_reliability"]
-        self._image_reliability = "reliable" if wanted == "auto" else wanted
-        if wanted == "auto":
+        names = [n for n in self._values["cameras"].split(",") if n] or [""]
+        if len(set(names)) < len(names):
+            raise UserError(f"cameras: a camera is named twice in {self._values['cameras']!r}")
+        self._cameras = {name: self._open_camera(name, transport) for name in names}
+        self._frames = LatestFrames(self._cameras)
+        if self._values["image_qos_reliability"] == "auto":
             self._adapt_image_qos(subscribe=False)
             self.create_timer(1.0, self._adapt_image_qos, clock=steady)
-        self._image_sub = self._subscribe_image()
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos.CAMERA_INFO)
+        for camera in self._cameras.values():
+            camera.subscription = self._subscribe_image(camera)
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
 
         self._info = {
             "model": self._values["model_path"] or "default (package)",
-            "input": f"{self._image_topic} ({transport})",
+            "input": ", ".join(f"{c.image_topic} ({transport})" for c in self._cameras.values()),
             **(facts or {}),
         }
         self._worker = threading.Thread(target=self._work, args=(backend,), name="inference", daemon=True)
         self._worker.start()
 
+    def _open_camera(self, name: str, transport: str) -> CameraInput:
+        """Publishers, counters and the camera_info subscription of one camera."""
+        prefix = f"{name}/" if name else ""
+        stats = FrameStats()
+        wanted = self._values["image_qos_reliability"]
+        camera = CameraInput(
+            name=name,
+            image_topic=self.resolve_topic_name(prefix + "image") + ("/compressed" if transport == "compressed" else ""),
+            stats=stats,
+            faults=FaultReporter(self.get_logger(), stats),
+            output_pubs={t: self.create_publisher(kind, prefix + t, self._out_qos) for t, (kind, _) in OUTPUTS.items()},
+            info_pubs={t: self.create_publisher(CameraInfo, prefix + t, self._out_qos) for t in CAMERA_INFOS},
+            reliability="reliable" if wanted == "auto" else wanted,
+        )
+        self.create_subscription(
+            CameraInfo, prefix + "camera_info", lambda msg: setattr(camera, "camera_info", msg), qos.CAMERA_INFO
+        )
+        return camera
+
     # ------------------------------------------------------------------ executor thread
-    def _subscribe_image(self) -> Subscription:
-        profile = qos.profile(self._image_reliability, self._values["image_qos_depth"])
-        return self.create_subscription(self._image_type, self._image_topic, self._on_image, profile)
+    def _subscribe_image(self, camera: CameraInput) -> Subscription:
+        profile = qos.profile(camera.reliability, self._values["image_qos_depth"])
+        return self.create_subscription(
+            self._image_type, camera.image_topic, lambda msg: self._on_image(camera, msg), profile
+        )
 
     def _adapt_image_qos(self, subscribe: bool = True) -> None:
-        """Follow the reliability of the camera's writers (``image_qos_reliability: auto``)."""
-        infos = self.get_publishers_info_by_topic(self._image_topic)
-        wanted = qos.adapt_reliability((i.qos_profile.reliability for i in infos), self._image_reliability)
-        if wanted == self._image_reliability:
-            return
-        self.get_logger().info(f"image writers are {wanted}: subscribing {wanted}")
-        self._image_reliability = wanted
-        if subscribe:
-            self.destroy_subscription(self._image_sub)
-            self._image_sub = self._subscribe_image()
+        """Follow the reliability of each camera's writers (``image_qos_reliability: auto``)."""
+        for camera in self._cameras.values():
+            infos = self.get_publishers_info_by_topic(camera.image_topic)
+            wanted = qos.adapt_reliability((i.qos_profile.reliability for i in infos), camera.reliability)
+            if wanted == camera.reliability:
+                continue
+            self.get_logger().info(f"{camera.image_topic}: image writers are {wanted}: subscribing {wanted}")
+            camera.reliability = wanted
+            if subscribe:
+                self.destroy_subscription(camera.subscription)
+                camera.subscription = self._subscribe_image(camera)
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
-        self._stats.received(replaced_unprocessed=self._frames.put(_CAMERA, msg))
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+    def _on_image(self, camera: CameraInput, msg: Image | CompressedImage) -> None:
+        camera.stats.received(replaced_unprocessed=self._frames.put(camera.name, msg))
 
     def _on_parameters(self, changes: dict[str, Any]) -> None:
         self._values.update(changes)
@@ -241,20 +293,26 @@ class PerceptionNode(Node):
         self._pipeline.output_resolution = self._values["output_resolution"]
 
     def _publish_diagnostics(self) -> None:
+        """One status per camera (the single camera's is "<node>: pipeline", as it always was)."""
         stamp = self.get_clock().now().to_msg()
-        info = {
-            **self._info,
-            "outputs": ",".join(self._last_topics) or "none (no subscribers)",
-            "camera": self._camera_state,
-            "output_resolution": self._values["output_resolution"],
-            "image_qos": f"{self._image_reliability}, keep last {self._values['image_qos_depth']}",
-        }
         loading = "" if self._pipeline is not None else (
             f"loading model {self._info['model']} ({time.monotonic() - self._loading_since:.0f} s)"
         )
-        self._diagnostics.publish(to_diagnostics(
-            self._stats.snapshot(), stamp, f"{self.get_name()}: pipeline", self._image_topic, info, loading
-        ))
+        report = DiagnosticArray()
+        for camera in self._cameras.values():
+            info = {
+                **self._info,
+                "input": camera.image_topic,
+                "outputs": ",".join(camera.last_topics) or "none (no subscribers)",
+                "camera": camera.camera_state,
+                "output_resolution": self._values["output_resolution"],
+                "image_qos": f"{camera.reliability}, keep last {self._values['image_qos_depth']}",
+            }
+            name = f"{self.get_name()}: {camera.name or 'pipeline'}"
+            array = to_diagnostics(camera.stats.snapshot(), stamp, name, camera.image_topic, info, loading)
+            report.header = array.header
+            report.status.extend(array.status)
+        self._diagnostics.publish(report)
 
     # ------------------------------------------------------------------ worker thread
     def _work(self, backend: Backend | None) -> None:
@@ -283,97 +341,117 @@ class PerceptionNode(Node):
         })
         self._pipeline = pipeline
         self._on_parameters({})  # values set while the model loaded
+        qos_line = ", ".join(f"{c.image_topic} ({c.reliability})" for c in self._cameras.values())
         self.get_logger().info(
-            f"ready: {self._info['backend']} on {self._image_topic}, image QoS {self._image_reliability} "
+            f"ready: {self._info['backend']} on {qos_line} "
             f"(model loaded in {time.monotonic() - self._loading_since:.1f} s)"
         )
         return True
 
     def _serve(self) -> None:
         while True:
-            frame = self._frames.take().get(_CAMERA)
-            if frame is None:
+            frames = self._frames.take()
+            if not frames:
                 return  # stopped
             try:
-                self._process(frame)
-            except FrameError as exc:
-                self._faults(exc.fault, f"{self._image_topic}: {exc}")
+                self._process(frames)
             except Exception as exc:  # noqa: BLE001 - a pipeline bug must not silently kill the worker
                 if not self.context.ok():
                     return  # shutting down: publishers are gone
-                self._faults(Fault.INTERNAL, f"{self._image_topic}: frame failed: {type(exc).__name__}: {exc}")
+                for name in frames:
+                    camera = self._cameras[name]
+                    camera.faults(Fault.INTERNAL, f"{camera.image_topic}: frame failed: {type(exc).__name__}: {exc}")
                 self.get_logger().debug(traceback.format_exc())
 
     def _fail(self, message: str, status: int, details: str = "") -> None:
         """The node cannot serve: ERROR in /diagnostics at once, exit ``status`` from ``main``."""
-        self._stats.failed(message)
+        for camera in self._cameras.values():
+            camera.stats.failed(message)
         self.get_logger().fatal(message)
         if details:
             self.get_logger().debug(details)
         self._publish_diagnostics()
         self.failure.set_result(status)
 
-    def _wanted_topics(self) -> list[str]:
-        return [topic for topic, pub in self._output_pubs.items() if pub.get_subscription_count() > 0]
-
-    def _camera(self, width: int, height: int) -> CameraModel | None:
+    def _camera(self, camera: CameraInput, width: int, height: int) -> CameraModel | None:
         """camera_info's intrinsics for this image size; None = the model's training camera
         (also for a camera_info that ``camera_info_check`` refuses: warned and reported)."""
-        info = self._camera_info if self._values["use_camera_info"] else None
+        info = camera.camera_info if self._values["use_camera_info"] else None
         if info is None:
-            self._camera_state = "training camera"
+            camera.camera_state = "training camera"
             return None
         use_baseline = self._values["use_camera_info_baseline"]
         reason = refusal(info, width, height, use_baseline)
         if reason is not None:
-            self._camera_state = f"training camera (camera_info refused: {reason})"
-            self._faults(Fault.CAMERA_INFO_REFUSED, f"camera_info refused: {reason}; using the training camera")
+            camera.camera_state = f"training camera (camera_info refused: {reason})"
+            camera.faults(Fault.CAMERA_INFO_REFUSED, f"camera_info refused: {reason}; using the training camera")
             return None
-        self._camera_state = "camera_info"
+        camera.camera_state = "camera_info"
         return conv.camera_from_info(info, width, height, use_baseline=use_baseline)
 
-    def _producible(self, topics: list[str], camera: CameraModel | None) -> list[str]:
+    def _producible(self, camera: CameraInput, topics: list[str], model: CameraModel | None) -> list[str]:
         """The wanted topics this model and camera can produce; a throttled warning names the rest."""
         meta = self._pipeline.metadata
-        has_fx = camera is not None or meta.camera_fx is not None
-        has_baseline = (camera is not None and camera.baseline is not None) or meta.camera_baseline is not None
+        has_fx = model is not None or meta.camera_fx is not None
+        has_baseline = (model is not None and model.baseline is not None) or meta.camera_baseline is not None
         available = self._pipeline.available if has_fx and has_baseline else self._pipeline.available - _DEPTH_OUTPUTS
         lost = [t for t in topics if not OUTPUTS[t][1] <= available]
         if lost:
-            self._faults(
+            camera.faults(
                 Fault.OUTPUTS_UNAVAILABLE,
-                f"not published: {', '.join(lost)} (the model lacks the task, or metric depth lacks a camera: "
-                "no camera_info with a baseline and no training camera recorded in the model)",
+                f"not published: {', '.join(camera.topic(t) for t in lost)} (the model lacks the task, or metric "
+                "depth lacks a camera: no camera_info with a baseline and no training camera recorded in the model)",
             )
         return [t for t in topics if t not in lost]
 
-    def _process(self, frame: Frame) -> None:
-        topics = self._wanted_topics()
+    def _prepare(self, camera: CameraInput, frame: Frame) -> _Prepared | None:
+        """Decode and check one camera's frame; None when nobody listens to it."""
+        topics = [t for t, pub in camera.output_pubs.items() if pub.get_subscription_count() > 0]
         if not topics:
-            self._last_topics = []
-            return
+            camera.last_topics = []
+            return None
         image, order = self._decode(frame.msg)
-        camera = self._camera(image.shape[1], image.shape[0])
-        topics = self._last_topics = self._producible(topics, camera)
-        if not topics:
+        model = self._camera(camera, image.shape[1], image.shape[0])
+        topics = camera.last_topics = self._producible(camera, topics, model)
+        return _Prepared(camera, frame, image, order, model, topics) if topics else None
+
+    def _process(self, frames: dict[str, Frame]) -> None:
+        """One round: every camera's newest frame through one batch, each camera's outputs published."""
+        ready = []
+        for name, frame in frames.items():
+            camera = self._cameras[name]
+            try:
+                prepared = self._prepare(camera, frame)
+            except FrameError as exc:
+                camera.faults(exc.fault, f"{camera.image_topic}: {exc}")
+                continue
+            if prepared is not None:
+                ready.append(prepared)
+        if not ready:
             return
-        needed, small = pipeline_outputs(topics)
+        needed, small = (frozenset().union(*parts) for parts in zip(*(pipeline_outputs(p.topics) for p in ready)))
         started = time.monotonic()
         try:
-            result = self._pipeline(image, encoding=order, camera=camera, outputs=needed, network_outputs=small)
-        except UserError as exc:
-            raise FrameError(Fault.REFUSED_INPUT, str(exc)) from None
+            results = self._pipeline.process_many(
+                [CameraFrame(p.image, p.order, p.model) for p in ready], outputs=needed, network_outputs=small
+            )
+            self._guard.check()
+        except (UserError, FrameError) as exc:
+            fault = exc.fault if isinstance(exc, FrameError) else Fault.REFUSED_INPUT
+            for p in ready:
+                p.camera.faults(fault, f"{p.camera.image_topic}: {exc}")
+            return
         pipeline_s = time.monotonic() - started
-        self._guard.check()
-        header = frame.msg.header
-        # Encode everything before publishing anything: a frame goes out whole or not at all.
-        messages = [(self._output_pubs[t], self._encode(t, result, image, order, header)) for t in topics]
-        messages += self._camera_infos(result, header)
-        for pub, msg in messages:
-            pub.publish(msg)
         clock = self.get_clock()
-        stamp_age = clock.now() - Time.from_msg(header.stamp, clock_type=clock.clock_type)
-        self._stats.published(time.monotonic() - frame.received, stamp_age.nanoseconds * 1e-9, pipeline_s)
+        for p, result in zip(ready, results):
+            header = p.frame.msg.header
+            # Encode everything before publishing anything: a frame goes out whole or not at all.
+            messages = [(p.camera.output_pubs[t], self._encode(t, result, p.image, p.order, header)) for t in p.topics]
+            messages += self._camera_infos(p.camera, result, header)
+            for pub, msg in messages:
+                pub.publish(msg)
+            stamp_age = clock.now() - Time.from_msg(header.stamp, clock_type=clock.clock_type)
+            p.camera.stats.published(time.monotonic() - p.frame.received, stamp_age.nanoseconds * 1e-9, pipeline_s)
 
     def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
         """The frame's pixels (``ImageFormatError``, a FrameError, for a malformed message)."""
@@ -395,12 +473,12 @@ class PerceptionNode(Node):
                 Fault.OVERSIZED, f"image {width}x{height} has more than max_input_pixels ({limit}) pixels"
             )
 
-    def _camera_infos(self, result: PipelineResult, header: Header) -> list[tuple[Any, CameraInfo]]:
+    def _camera_infos(self, camera: CameraInput, result: PipelineResult, header: Header) -> list[tuple[Any, CameraInfo]]:
         """The camera_info of each image group somebody listens to, at the images' resolution."""
-        wanted = [pub for pub in self._info_pubs.values() if pub.get_subscription_count() > 0]
+        wanted = [pub for pub in camera.info_pubs.values() if pub.get_subscription_count() > 0]
         if not wanted:
             return []
-        source = self._camera_info if self._values["use_camera_info"] else None
+        source = camera.camera_info if self._values["use_camera_info"] else None
         msg = conv.to_camera_info(info_at(result.camera, source), header)
         return [(pub, msg) for pub in wanted]
 

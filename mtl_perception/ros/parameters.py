@@ -82,6 +82,13 @@ SPECS: dict[str, Spec] = {
         "camera's; resized from the network's). Each image group publishes a camera_info of that resolution.",
         choices=("input", "network"),
     ),
+    "cameras": Spec(
+        "",
+        "Comma list of camera names served by this one node and model, e.g. front,left,right,rear: each has "
+        "<name>/image and <name>/camera_info in and its outputs under <name>/, and every round runs the newest "
+        "frame of each camera as one batch. Empty: one camera on 'image' and 'camera_info'.",
+        pattern=r"^([A-Za-z][A-Za-z0-9_]*(,[A-Za-z][A-Za-z0-9_]*)*)?$", read_only=True,
+    ),
     "input_transport": Spec(
         "raw", "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage on '<image>/compressed'.",
         choices=("raw", "compressed"), read_only=True,
