@@ -76,6 +76,7 @@ COMMANDS = [
 # Targets of `mtl-perception bench TARGET`.
 BENCHMARKS = [
     "node = mtl_perception.ros.node_bench:BENCHMARK",
+    "cameras = mtl_perception.ros.cameras_bench:BENCHMARK",
     "synth = mtl_perception.benchmarks.synth:BENCHMARK",
     "data = mtl_perception.benchmarks.data:BENCHMARK",
     "grouping = mtl_perception.benchmarks.grouping:BENCHMARK",

@@ -21,3 +21,16 @@ def test_bench_node_reports_middleware_and_callback_latency(model_path, tmp_path
     assert size["node_pipeline_p50_ms"] > 0  # the node's own diagnostics arrived
     assert size["ratio_node_to_floor"] == received["p50"] / size["relay_floor_ms"]["p50"]
     assert size["forward_ms"]["p50"] > 0 and size["relay_floor_ms"]["min"] > 0
+
+
+def test_bench_cameras_runs_one_node_for_two_cameras_against_two_nodes(model_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id("node_bench")))
+    out = tmp_path / "cameras.json"
+    args = ["--model", str(model_path), "--cameras", "2", "--size", "32x64", "--seconds", "2", "--json", str(out)]
+    assert main(["bench", "cameras", *args]) == 0
+    result = json.loads(out.read_text())
+    one, many = result["one_node"], result["one_node_per_camera"]
+    assert set(one["fps_per_camera"]) == {"/bench_rig/cam0", "/bench_rig/cam1"}
+    assert set(many["fps_per_camera"]) == {"/bench_cam0", "/bench_cam1"}
+    assert one["aggregate_fps"] > 0 and many["aggregate_fps"] > 0 and one["rss_mb"] > 0 < many["rss_mb"]
+    assert result["fps_ratio_one_node_to_per_camera"] == one["aggregate_fps"] / many["aggregate_fps"]

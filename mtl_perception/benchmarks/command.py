@@ -51,4 +51,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(help="measure speed (data, synth, train, grouping, inference, node)", add_arguments=_add_arguments, run=_run)
+COMMAND = Command(help="measure speed (data, synth, train, grouping, inference, node, cameras)", add_arguments=_add_arguments, run=_run)
