@@ -426,6 +426,9 @@ def test_shipped_configs_resolve():
     assert (paper["data"]["height"], paper["data"]["width"]) == (128, 256)
     assert paper["optim"]["steps"] == 50000 and paper["optim"]["name"] == "sgd"
     assert paper["weighting"] == {"method": "uncertainty", "form": "paper", "init": 0.0}
+    shipped = resolve_train_config(load_config(REPO / "config/train/skip_decoder.yaml"))  # the shipped model's recipe
+    assert shipped["model"]["decoder"] == "skip_shared" and shipped["loss"]["semantic_hard_pixels"] == 0.25
+    assert shipped["train"]["ema_decay"] > 0 and 0 < shipped["optim"]["warmup_steps"] < shipped["optim"]["steps"]
 
 
 @pytest.mark.parametrize(
