@@ -324,7 +324,8 @@ def test_live_replay_scores_what_the_offline_evaluation_scores(tmp_path: Path, m
     bag = tmp_path / "val6"
     assert main(["bag", "make", "--data", str(tmp_path / "ds"), "--split", "val", "--out", str(bag), "--rate", "10"]) == 0
     offline, _ = evaluate_offline(bag, shipped, backend="torch", device="cpu")
-    live, _ = evaluate_live(bag, shipped, rate_factor=0.25, node_params=["device:=cpu", "backend:=torch"])
+    # One frame a second: far slower than the node even on a loaded 2-core machine, so none is dropped.
+    live, _ = evaluate_live(bag, shipped, rate_factor=0.1, node_params=["device:=cpu", "backend:=torch"])
     assert live["frames"]["scored"] == offline["frames"]["scored"] == 6
     assert offline["metrics"]["AP"] > 0.1  # instances found, so the ranking matters
     for metric, tolerance in (("miou", 1e-4), ("PQ", 1e-4), ("disparity_err_px", 1e-3), ("depth_abs_rel", 1e-3), ("delta1", 1e-3),
