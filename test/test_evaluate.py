@@ -104,11 +104,14 @@ def test_evaluate_writes_table_1_metrics_as_json(synth_root, constant_model, tmp
     assert expected["instance_err_px"] > 0 and expected["disparity_err_px"] > 0  # non-trivial checks
     # No thing class is predicted: every class with ground truth scores AP 0; PQ is a fraction.
     assert report["AP"] == 0.0 and report["AP50"] == 0.0
+    per_class_ap = {k: v for k, v in report.items() if k.startswith("AP_")}
+    assert set(per_class_ap) == {"AP_person", "AP_rider", "AP_car", "AP_truck", "AP_bus", "AP_train", "AP_motorcycle", "AP_bicycle"}
+    assert all(v in (0.0, None) for v in per_class_ap.values()) and 0.0 in per_class_ap.values()  # null: no such instance
     assert all(0.0 <= report[k] <= 1.0 for k in ("PQ", "SQ", "RQ"))
     assert (report["grouping"], report["backend"], report["min_region_size"]) == ("votes", "torch", 1)
 
     printed = capsys.readouterr().out
-    assert "miou" in printed and "per-class IoU" in printed and "road" in printed
+    assert "miou" in printed and "per-class IoU" in printed and "road" in printed and "per-class AP" in printed
     assert "AP50" in printed and "PQ" in printed
 
 

@@ -1,8 +1,8 @@
 """``mtl-perception evaluate``: the paper's Table-1 metrics, AP and PQ of a model on a dataset split.
 
 Prints ``miou``, ``instance_err_px``, ``disparity_err_px``, ``disparity_rmse_px``, the
-Cityscapes ``AP``/``AP50`` and panoptic ``PQ``/``SQ``/``RQ`` and the per-class IoU as a table;
-``--json OUT`` writes the same numbers under the same key names (``iou_<class>`` per class,
+Cityscapes ``AP``/``AP50`` and panoptic ``PQ``/``SQ``/``RQ``, the per-class IoU and AP as a table;
+``--json OUT`` writes the same numbers under the same key names (``iou_<class>`` and ``AP_<class>`` per class,
 ``null`` where a value is undefined) plus what was evaluated. AP and PQ need instances: the
 network's instance vectors are grouped with ``--grouping`` (``votes``, the real-time default
 the node uses, or ``optics``, the paper's, much slower). ``--cityscapes-results DIR`` also
@@ -74,6 +74,10 @@ def format_table(metrics: dict[str, float]) -> str:
     if per_class:
         lines.append("per-class IoU:")
         lines += [f"  {name:<18}{_number(v):>10}" for name, v in per_class]
+    per_class_ap = [(k[3:], v) for k, v in metrics.items() if k.startswith("AP_")]
+    if per_class_ap:
+        lines.append("per-class AP:")
+        lines += [f"  {name:<18}{_number(v):>10}" for name, v in per_class_ap]
     return "\n".join(lines)
 
 

@@ -85,9 +85,14 @@ class InstanceScoring:
                 self.writer.add(batch["stem"][i], semantic[i], labels, classes, scores)
 
     def result(self) -> dict[str, float]:
-        """:data:`INSTANCE_METRICS` as fractions (0..1); NaN where there was nothing to evaluate."""
+        """:data:`INSTANCE_METRICS` and ``AP_<class>`` per thing class, as fractions (0..1); NaN
+        where there was nothing to evaluate."""
         result = self.evaluator.result()
-        return {k: math.nan if result[k] is None else float(result[k]) for k in INSTANCE_METRICS}
+        out = {k: math.nan if result[k] is None else float(result[k]) for k in INSTANCE_METRICS}
+        for name, values in result["per_class"].items():
+            if "AP" in values:
+                out[f"AP_{name}"] = math.nan if values["AP"] is None else float(values["AP"])
+        return out
 
 
 @torch.no_grad()
