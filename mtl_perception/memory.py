@@ -3,8 +3,8 @@
 glibc returns large freed blocks to the kernel (``munmap`` for blocks above the mmap
 threshold, heap trimming above the trim threshold); the next frame allocates the same sizes
 again and touches every page afresh: one minor page fault per 4 KiB, expensive in a VM.
-Measured here, instance grouping at 512 x 1024 on its own: ~1 700 page faults per frame and
-a median of 16 ms against 11 ms without them (same process, same frames). Torch's CPU
+Instance grouping at 512 x 1024 alone took thousands of page faults a frame and ran ~1.5x
+slower for them (docs/measurements.md). Torch's CPU
 allocator does not cache, so a frame loop of tensor code pays this unless the C allocator
 keeps what it freed.
 

@@ -24,7 +24,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header
 
 from mtl_perception.ros import conversions as conv
-from mtl_perception.ros.node import OUTPUTS
+from mtl_perception.inference.output_topics import OUTPUT_TOPICS
+from mtl_perception.ros.node import MESSAGE_CLASSES
 from mtl_perception.ros.qos import DIAGNOSTICS, profile
 
 QOS = profile("reliable", 5)
@@ -43,7 +44,9 @@ def message_type(topic: str) -> type:
     """The type of an output topic, also under a camera's namespace (``front/semantic/labels``)."""
     if topic.endswith("camera_info"):
         return CameraInfo
-    return next(kind for name, (kind, _) in OUTPUTS.items() if topic == name or topic.endswith("/" + name))
+    return next(
+        MESSAGE_CLASSES[o.msgtype] for name, o in OUTPUT_TOPICS.items() if topic == name or topic.endswith("/" + name)
+    )
 
 
 class Harness:

@@ -29,7 +29,8 @@ from mtl_perception.data.synth.generate import render_image
 from mtl_perception.inference.backend import Backend
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros.middleware import PROFILE, PROFILE_ENVS, configure_fastdds
-from mtl_perception.ros.node import CAMERA_INFOS, OUTPUTS, PerceptionNode
+from mtl_perception.inference.output_topics import CAMERA_INFOS, OUTPUT_TOPICS
+from mtl_perception.ros.node import PerceptionNode
 from mtl_perception.ros.qos import adapt_reliability, profile
 from ros_domains import domain_id
 from ros_harness import Harness, connected_harness, stamp_ns
@@ -142,7 +143,7 @@ def _check_images_and_infos(msgs: dict, stamp: int, height: int, width: int) -> 
 
 def test_every_output_arrives_with_its_type_encoding_size_and_the_input_header(harness, subscribed, image):
     """Default: outputs at the network's size (64x128) for a 48x96 camera, camera_info next to them."""
-    assert set(EXPECTED) == set(OUTPUTS)
+    assert set(EXPECTED) == set(OUTPUT_TOPICS)
     subscribed(list(EXPECTED) + list(CAMERA_INFOS))
     topics = list(EXPECTED) + list(CAMERA_INFOS)
     stamp, msgs = harness.send_until(lambda: harness.send_image(image, topic=IMAGE_TOPIC), topics, timeout=60)

@@ -22,7 +22,8 @@ from sensor_msgs.msg import CameraInfo
 from inference_helpers import tiny_checkpoint
 from mtl_perception.data.synth.generate import render_image
 from mtl_perception.inference.backend import Backend
-from mtl_perception.ros.node import CAMERA_INFOS, OUTPUTS, PerceptionNode
+from mtl_perception.inference.output_topics import CAMERA_INFOS, OUTPUT_TOPICS
+from mtl_perception.ros.node import PerceptionNode
 from ros_domains import domain_id
 from ros_harness import Harness
 from test_node import BAD_FRAMES, BAD_PARAMETERS, H, W, _set
@@ -435,7 +436,7 @@ def test_is_dense_says_whether_every_point_is_finite():
 GOOD_PARAMETERS = [("points_stride", 3), ("points_stride", 2), ("output_resolution", "input"),
                    ("output_resolution", "network"), ("use_camera_info", False), ("use_camera_info", True)]
 REFUSED_PARAMETERS = [(name, value) for name, value, _ in BAD_PARAMETERS]
-ALL_TOPICS = list(OUTPUTS) + list(CAMERA_INFOS)
+ALL_TOPICS = list(OUTPUT_TOPICS) + list(CAMERA_INFOS)
 MAX_PIXELS = 2 * H * W  # small, so an oversized frame is cheap to send
 
 

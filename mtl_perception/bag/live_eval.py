@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from mtl_perception.bag import messages
-from mtl_perception.bag.output_bag import NODE_OUTPUTS, OutputBag
+from mtl_perception.bag.output_bag import OutputBag
 from mtl_perception.bag.reader import BagFrame, BagInput
 from mtl_perception.bag.report import latency_percentiles, reading_notes
 from mtl_perception.bag.scoring import BagScorer, instances_from_map, scores_from_markers
 from mtl_perception.bag import topics as layout
 from mtl_perception.errors import UserError
+from mtl_perception.inference.output_topics import OUTPUT_TOPICS
 from mtl_perception.process import ChildProcess
 
 #: Outputs the scoring reads; subscribed even without an output bag (the markers for the
@@ -79,7 +80,7 @@ class _OutputCollector:
 
 def _stamp_of(relative: str, raw: bytes) -> int:
     """The header stamp of a raw output message, read without decoding its payload twice."""
-    msg = messages.TYPESTORE.deserialize_cdr(raw, NODE_OUTPUTS[relative])
+    msg = messages.TYPESTORE.deserialize_cdr(raw, OUTPUT_TOPICS[relative].msgtype)
     header = msg.markers[0].header if relative == "instance/markers" and msg.markers else getattr(msg, "header", None)
     return messages.stamp_ns(header) if header is not None else -1
 
@@ -107,7 +108,7 @@ def evaluate_live(
         first = next(frames, None)
         if first is None:
             raise UserError(f"{bag}: no usable image on {image_topic}")
-        outputs = list(NODE_OUTPUTS) if out_bag else list(_SCORED)
+        outputs = list(OUTPUT_TOPICS) if out_bag else list(_SCORED)
         writer = OutputBag(out_bag, namespace) if out_bag else None
         collector = _OutputCollector()
         node = _start_node(Path(model), run_ns, node_params or [])
@@ -115,7 +116,7 @@ def evaluate_live(
         try:
             from mtl_perception.ros.replay_client import ReplayClient
 
-            ros = ReplayClient(run_ns, {name: NODE_OUTPUTS[name] for name in outputs}, collector)
+            ros = ReplayClient(run_ns, {name: OUTPUT_TOPICS[name].msgtype for name in outputs}, collector)
             expected = _warm_up(ros, node, collector, first, startup_timeout_s)
             info_topic = camera_info_topic or layout.camera_info_topic(image_topic)
             run = _Replay(ros, collector, writer, scorer, expected, image_topic, info_topic, node_params or [])
@@ -262,7 +263,7 @@ class _Replay:
                 record["outputs"][relative] = raw
             if self.writer is not None:
                 self.writer.write_raw(
-                    self.writer.topic(relative), NODE_OUTPUTS[relative], record["frame"].log_time, raw
+                    self.writer.topic(relative), OUTPUT_TOPICS[relative].msgtype, record["frame"].log_time, raw
                 )
             if self._complete(record) and "latency_ms" not in record:
                 record["latency_ms"] = (max(record["arrival"].values()) - record["published"]) * 1e3
@@ -283,7 +284,7 @@ class _Replay:
         out = record.pop("outputs")
         if not isinstance(frame, BagFrame):
             return  # answered after it was given up as dropped: timed, not scored
-        decoded = {k: messages.TYPESTORE.deserialize_cdr(v, NODE_OUTPUTS[k]) for k, v in out.items()}
+        decoded = {k: messages.TYPESTORE.deserialize_cdr(v, OUTPUT_TOPICS[k].msgtype) for k, v in out.items()}
         semantic = messages.decode_image(decoded["semantic/labels"]) if "semantic/labels" in decoded else None
         instances = None
         if "instance/labels" in decoded and semantic is not None:

@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
+from mtl_perception.inference import output_topics
+
 #: The ROS 2 distribution whose message definitions (and type hashes) go into written bags.
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 
-IMAGE = "sensor_msgs/msg/Image"
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-DISPARITY_IMAGE = "stereo_msgs/msg/DisparityImage"
+IMAGE, CAMERA_INFO, DISPARITY_IMAGE = output_topics.IMAGE, output_topics.CAMERA_INFO, output_topics.DISPARITY_IMAGE
 
 #: Encodings the perception accepts as camera input (DESIGN.md section 4) -> OpenCV conversion to RGB.
 CAMERA_ENCODINGS = {

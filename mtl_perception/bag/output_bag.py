@@ -1,6 +1,6 @@
 """The perception's outputs as an MCAP bag, for review in RViz (``ros2 bag play``) or Foxglove.
 
-Topics and types are the node's (DESIGN.md section 4) under ``NAMESPACE``, with the input
+Topics and types are the node's (``inference.output_topics``, DESIGN.md section 4) under ``NAMESPACE``, with the input
 image's header copied unchanged, so the review setup of a live vehicle works on an
 evaluation bag too. The input image and camera info are copied alongside (byte for byte),
 so one bag shows the camera and what the network made of it.
@@ -21,20 +21,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from mtl_perception.bag import messages
 from mtl_perception.bag.topics import OUTPUT_NAMESPACE
 from mtl_perception.errors import UserError
-
-#: Output topics of the node (relative) and their types, as in DESIGN.md section 4.
-NODE_OUTPUTS = {
-    "semantic/labels": messages.IMAGE,
-    "semantic/color": messages.IMAGE,
-    "instance/labels": messages.IMAGE,
-    "instance/color": messages.IMAGE,
-    "instance/markers": "visualization_msgs/msg/MarkerArray",
-    "depth/image": messages.IMAGE,
-    "depth/disparity": messages.DISPARITY_IMAGE,
-    "depth/color": messages.IMAGE,
-    "points": "sensor_msgs/msg/PointCloud2",
-}
-
+from mtl_perception.inference.output_topics import IMAGE_TOPICS
 
 class OutputBag:
     """A new MCAP bag receiving raw messages or pipeline results; use as a context manager."""
@@ -78,18 +65,11 @@ class OutputBag:
         ``depth/disparity`` gets f from the camera the pipeline used for depth (``result.camera``),
         else from ``camera`` (the input's intrinsics), and T = ``baseline``; 0 where unknown.
         """
-        images = (
-            ("semantic/labels", "semantic", "mono8"),
-            ("semantic/color", "semantic_color", "rgb8"),
-            ("instance/labels", "instances", "mono16"),
-            ("instance/color", "instance_color", "rgb8"),
-            ("depth/image", "depth", "32FC1"),
-            ("depth/color", "depth_color", "rgb8"),
-        )
-        for relative, field, encoding in images:
-            array = getattr(result, field, None)
+        for relative, topic in IMAGE_TOPICS.items():
+            array = getattr(result, topic.field, None)
             if array is not None:
-                self.write(relative, messages.IMAGE, log_time, messages.image_message(np.asarray(array), encoding, header))
+                msg = messages.image_message(np.asarray(array), topic.encoding, header)
+                self.write(relative, topic.msgtype, log_time, msg)
         if getattr(result, "disparity", None) is not None:
             height, width = result.disparity.shape
             used = getattr(result, "camera", None) or (camera.scaled(width, height) if camera is not None else None)

@@ -85,8 +85,8 @@ class OnnxRuntimeBackend(Backend):
         # node's other threads keep the cores torch was told to leave free.
         options.intra_op_num_threads = threads or torch.get_num_threads()
         # No busy-waiting after a run: spinning threads took the cores from the pipeline's
-        # post-processing that follows every forward (measured here: argmax 23 ms vs 36 ms median
-        # after a forward with spinning, same forward time).
+        # post-processing that follows every forward (its argmax ran ~1.5x slower after a
+        # forward with spinning, the forward itself no faster: docs/measurements.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:

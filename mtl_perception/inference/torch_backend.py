@@ -2,9 +2,9 @@
 
 Options: ``precision`` fp32 | fp16 | bf16 (weights and activations cast; outputs returned as
 float32); ``channels_last`` (default on: NHWC activations, what oneDNN and cuDNN tensor cores
-prefer; measured here on one CPU thread, ResNet-18 OS16 at 256x512: 216 ms vs 240 ms of CPU
-time; folding BatchNorm into the convolutions with torch.fx gained nothing measurable, so it
-is not done);
+prefer, about 10% less CPU time than NCHW on one thread; folding BatchNorm into the
+convolutions with torch.fx gained nothing measurable, so it is not done; figures in
+docs/measurements.md);
 GPU only: ``compile`` (``torch.compile``) and ``cuda_graphs`` (see ``cuda_graphs.py``). The
 GPU-only options are refused on a CPU rather than silently ignored.
 """

@@ -68,8 +68,8 @@ _BLOCK_ELEMENTS = 1 << 22
 def flat_where(values: torch.Tensor, compare: Callable[[Any, Any], Any], bound: float) -> torch.Tensor:
     """Flat indices (int64) of the entries of ``values`` with ``compare(value, bound)``, e.g. ``operator.lt``.
 
-    On the CPU this runs in numpy: torch builds bool tensors and their indices slowly there
-    (measured here, 512 x 1024 uint8: compare 0.8 ms vs 0.05 ms; nonzero 4.1 ms vs 0.6 ms).
+    On the CPU this runs in numpy: torch builds bool tensors and their indices several times
+    more slowly there (docs/measurements.md).
     """
     values = values.reshape(-1)
     if values.device.type == "cpu":
@@ -85,7 +85,7 @@ def torch_flat_where(values: torch.Tensor, compare: Callable[[Any, Any], Any], b
 
 def take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``values.reshape(-1)[index]`` in the shape of ``index``: index_select, which is 3-4x
-    faster than advanced indexing on the CPU (measured here, 200 000 look-ups: 0.25 vs 1.0 ms)."""
+    faster than advanced indexing on the CPU (docs/measurements.md)."""
     return values.reshape(-1).index_select(0, index.reshape(-1)).view(index.shape)
 
 
@@ -325,8 +325,8 @@ def collect_votes(
 
 def to_long(values: torch.Tensor, below: int) -> torch.Tensor:
     """Floats holding whole numbers in [0, below) as int64, through int32 where they fit:
-    torch's float -> int64 conversion is not vectorised on the CPU (measured, 200 000 values:
-    0.17 ms against 0.05 + 0.05 ms for float -> int32 -> int64)."""
+    torch's float -> int64 conversion is not vectorised on the CPU (the two steps together
+    are faster than the one: docs/measurements.md)."""
     return values.int().long() if below <= 1 << 31 else values.long()
 
 

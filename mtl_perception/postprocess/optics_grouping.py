@@ -19,9 +19,9 @@ Settings and why (measured here; ``mtl-perception bench grouping`` reproduces th
   256 and 512 rows, 5 px gives 0.92 / 1.00 / 0.99. ``min_samples`` keeps stray votes
   between objects as noise so they cannot chain two objects together.
 - ``max_eps = eps``: DBSCAN extraction only reads neighbourhoods of radius ``eps``, and
-  limiting the search to it halves the time (6 s instead of 11-13 s for those 4000 votes).
-- ``max_votes = 2000`` per (image, class): OPTICS visits the points in a Python loop (about
-  1.5 ms per vote here, 20-30 s for 32k votes), so beyond the cap the votes are subsampled
+  limiting the search to it halves the time.
+- ``max_votes = 2000`` per (image, class): OPTICS visits the points in a Python loop (tens
+  of seconds for the 32k votes of a large object), so beyond the cap the votes are subsampled
   (seeded per image and class: deterministic and independent of the batch) and
   ``min_samples`` is scaled by the kept fraction, since densities scale with it, but not
   below 5: with 2 (a pair of votes) every sparse tail of a large object became a cluster of

@@ -11,8 +11,8 @@ bins, gives one peak). A peak's position is the centre of mass of the raw histog
 3 x 3 neighbourhood, so it is not quantised to the bin grid.
 
 Why not the obvious torch calls: ``max_pool2d`` and ``conv2d`` with stride 1 on one channel
-are 10-50x slower on the CPU than shifted-slice sums (measured here: 16 ms vs 0.3 ms for a
-4 x 128 x 256 max filter), so the smoothing uses slices and the non-maximum suppression reads
+are 10-50x slower on the CPU than shifted-slice sums (docs/measurements.md), so the
+smoothing uses slices and the non-maximum suppression reads
 only the windows of bins above the threshold, which are few.
 """
 from __future__ import annotations

@@ -5,15 +5,14 @@ step, data size) before it touches the bytes, and raises ``ImageFormatError`` wi
 that names what is wrong; a camera driver bug must give a clear log line, never a numpy
 reshape traceback. Encoders fill ``data`` with ``array.array.frombytes`` straight from the
 numpy buffer (one memcpy): a list or a memoryview goes through the generated setter element
-by element, 88-250 ms for the three rgb8 images of a frame against 0.1-0.4 ms
-(``mtl-perception bench node``, 256x512 and 512x1024).
+by element, hundreds of times slower (``mtl-perception bench node`` reports both).
 """
 from __future__ import annotations
 
 import array
 import io
 import sys
-from typing import Iterable, Protocol
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 from geometry_msgs.msg import Point
@@ -27,6 +26,9 @@ from mtl_perception.inference import camera as geometry
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.postprocess.caption import CAPTION_NAMESPACE, instance_caption
 from mtl_perception.ros.faults import Fault, FrameError
+
+if TYPE_CHECKING:  # the pipeline (torch) is not needed to encode its results
+    from mtl_perception.inference.pipeline import InstanceInfo
 
 #: encoding -> (dtype, channels) for every encoding this package reads or writes.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -183,15 +185,6 @@ def to_disparity_image(disparity: np.ndarray, f: float, t: float, header: Header
     return msg
 
 
-class Intrinsics(Protocol):
-    """Pinhole intrinsics at the resolution of the images they are used with."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-
 #: One point of ``points``: x y z (metres, camera optical frame), rgb packed as in PCL
 #: (0x00RRGGBB read as FLOAT32, what RViz's RGB8 transformer expects), label (train id) and
 #: instance (0 = none).
@@ -215,7 +208,7 @@ _POINT_FIELDS = [
 
 def depth_to_points(
     depth: np.ndarray,
-    camera: Intrinsics,
+    camera: CameraModel,
     rgb: np.ndarray,
     labels: np.ndarray,
     instances: np.ndarray,
@@ -271,14 +264,6 @@ def to_point_cloud(points: np.ndarray, header: Header) -> PointCloud2:
     return msg
 
 
-class InstanceInfo(Protocol):
-    """What a marker needs to know of one detected instance."""
-
-    id: int
-    train_id: int
-    score: float
-
-
 #: Sphere diameter (m): big enough to see next to a car at 50 m in RViz, small enough not to
 #: hide a pedestrian's points at 5 m.
 MARKER_DIAMETER_M = 0.5
@@ -290,7 +275,7 @@ MARKER_SAMPLES = 2048
 
 
 def instance_centroids(
-    instances: np.ndarray, depth: np.ndarray, camera: Intrinsics
+    instances: np.ndarray, depth: np.ndarray, camera: CameraModel
 ) -> dict[int, tuple[float, float, float]]:
     """3-D centroid (median x, y, z in metres) of each instance id's pixels with finite depth.
 
@@ -305,8 +290,7 @@ def instance_centroids(
         return {}
     # Stable sort of 16-bit ids is a radix sort; after it each instance is one slice (in image
     # order), and its median is taken over at most MARKER_SAMPLES evenly spaced pixels of it:
-    # plenty for a marker, and it bounds the cost of large objects (measured here, 10
-    # instances at 256x512: 1.7 ms, against 2.5-3.9 ms with every pixel in the medians).
+    # plenty for a marker, and it bounds the cost of large objects (docs/measurements.md).
     index = index[np.argsort(flat[index], kind="stable")]
     ids = flat[index]
     starts = np.flatnonzero(np.diff(ids, prepend=ids[0] - 1))
@@ -325,7 +309,7 @@ def to_instance_markers(
     instance_list: Iterable[InstanceInfo],
     instances: np.ndarray,
     depth: np.ndarray,
-    camera: Intrinsics,
+    camera: CameraModel,
     header: Header,
 ) -> MarkerArray:
     """One class-coloured sphere at the 3-D centroid and one ``"car 0.87"`` text per instance.

@@ -49,6 +49,14 @@ from mtl_perception.memory import retain_freed_memory
 from mtl_perception.inference.backend import Backend
 from mtl_perception.inference.cache import default_cache_dir
 from mtl_perception.inference.camera import CameraModel, info_at
+from mtl_perception.inference.output_topics import (
+    CAMERA_INFOS,
+    DEPTH_OUTPUTS,
+    IMAGE_TOPICS,
+    NETWORK_TOPICS,
+    OUTPUT_TOPICS,
+    pipeline_outputs,
+)
 from mtl_perception.inference.pipeline import CameraFrame, Pipeline, PipelineResult
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros import parameters, qos
@@ -62,48 +70,11 @@ from mtl_perception.ros import middleware
 
 NODE_NAME = "mtl_perception"
 
-#: Output topic -> (message type, pipeline outputs it needs). Topics are relative, so a
-#: namespace (launch argument) moves them all.
-OUTPUTS: dict[str, tuple[type, frozenset[str]]] = {
-    "semantic/labels": (Image, frozenset({"semantic"})),
-    "semantic/color": (Image, frozenset({"semantic_color"})),
-    "instance/labels": (Image, frozenset({"instances"})),
-    "instance/color": (Image, frozenset({"instance_color"})),
-    "instance/markers": (MarkerArray, frozenset({"instances", "depth"})),
-    "depth/image": (Image, frozenset({"depth"})),
-    # f and T come with the camera, which the pipeline reports when it computes depth.
-    "depth/disparity": (DisparityImage, frozenset({"disparity", "depth"})),
-    "depth/color": (Image, frozenset({"depth_color"})),
-    "points": (PointCloud2, frozenset({"depth", "semantic", "instances"})),
+#: The rclpy class of each output message type named in ``output_topics``.
+MESSAGE_CLASSES: dict[str, type] = {
+    f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}": cls
+    for cls in (Image, CameraInfo, DisparityImage, MarkerArray, PointCloud2)
 }
-#: Image topics: the PipelineResult field each one publishes, and its encoding.
-_IMAGE_TOPICS: dict[str, tuple[str, str]] = {
-    "semantic/labels": ("semantic", "mono8"),
-    "semantic/color": ("semantic_color", "rgb8"),
-    "instance/labels": ("instances", "mono16"),
-    "instance/color": ("instance_color", "rgb8"),
-    "depth/image": ("depth", "32FC1"),
-    "depth/color": ("depth_color", "rgb8"),
-}
-#: One camera_info per group of image topics, next to them (image_transport's convention:
-#: ``<group>/camera_info`` beside ``<group>/<image>``), at the resolution of those images.
-CAMERA_INFOS: dict[str, tuple[str, ...]] = {
-    "semantic/camera_info": ("semantic/labels", "semantic/color"),
-    "instance/camera_info": ("instance/labels", "instance/color"),
-    "depth/camera_info": ("depth/image", "depth/color"),
-}
-#: Topics made from network-resolution data whatever ``output_resolution`` is (3-D outputs:
-#: a camera-sized cloud would be 64 times larger at 1024x2048 and no more accurate).
-_NETWORK_TOPICS = frozenset({"instance/markers", "points"})
-_DEPTH_OUTPUTS = frozenset({"depth", "depth_color", "disparity"})
-
-
-def pipeline_outputs(topics: list[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """What the pipeline computes for ``topics``: (outputs at ``output_resolution``, outputs
-    at the network's resolution for points and markers)."""
-    at_output = frozenset().union(*(OUTPUTS[t][1] for t in topics if t not in _NETWORK_TOPICS))
-    at_network = frozenset().union(*(OUTPUTS[t][1] for t in topics if t in _NETWORK_TOPICS))
-    return at_output, at_network
 
 
 class FiniteGuard(Backend):
@@ -252,7 +223,10 @@ class PerceptionNode(Node):
             image_topic=self.resolve_topic_name(prefix + "image") + ("/compressed" if transport == "compressed" else ""),
             stats=stats,
             faults=FaultReporter(self.get_logger(), stats),
-            output_pubs={t: self.create_publisher(kind, prefix + t, self._out_qos) for t, (kind, _) in OUTPUTS.items()},
+            output_pubs={
+                t: self.create_publisher(MESSAGE_CLASSES[o.msgtype], prefix + t, self._out_qos)
+                for t, o in OUTPUT_TOPICS.items()
+            },
             info_pubs={t: self.create_publisher(CameraInfo, prefix + t, self._out_qos) for t in CAMERA_INFOS},
             reliability="reliable" if wanted == "auto" else wanted,
         )
@@ -394,8 +368,8 @@ class PerceptionNode(Node):
         meta = self._pipeline.metadata
         has_fx = model is not None or meta.camera_fx is not None
         has_baseline = (model is not None and model.baseline is not None) or meta.camera_baseline is not None
-        available = self._pipeline.available if has_fx and has_baseline else self._pipeline.available - _DEPTH_OUTPUTS
-        lost = [t for t in topics if not OUTPUTS[t][1] <= available]
+        available = self._pipeline.available if has_fx and has_baseline else self._pipeline.available - DEPTH_OUTPUTS
+        lost = [t for t in topics if not OUTPUT_TOPICS[t].needs <= available]
         if lost:
             camera.faults(
                 Fault.OUTPUTS_UNAVAILABLE,
@@ -484,10 +458,10 @@ class PerceptionNode(Node):
 
     def _encode(self, topic: str, result: PipelineResult, image: np.ndarray, order: str, header: Header) -> Any:
         """The message of one output topic."""
-        if topic in _IMAGE_TOPICS:
-            field, encoding = _IMAGE_TOPICS[topic]
-            return conv.numpy_to_image(getattr(result, field), encoding, header)
-        if topic in _NETWORK_TOPICS:
+        if topic in IMAGE_TOPICS:
+            image_topic = IMAGE_TOPICS[topic]
+            return conv.numpy_to_image(getattr(result, image_topic.field), image_topic.encoding, header)
+        if topic in NETWORK_TOPICS:
             result = result.network or result
         camera = result.camera
         if topic == "depth/disparity":

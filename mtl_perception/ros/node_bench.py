@@ -147,11 +147,11 @@ def _publish_cost(node: Any, height: int, width: int, repeats: int = 5) -> dict[
 # ---------------------------------------------------------------------- end to end
 def output_types() -> dict[str, type]:
     """Every topic the node publishes per frame (images, clouds, markers, camera_infos) and its type."""
-    from sensor_msgs.msg import CameraInfo
+    from mtl_perception.inference.output_topics import CAMERA_INFO, CAMERA_INFOS, OUTPUT_TOPICS
+    from mtl_perception.ros.node import MESSAGE_CLASSES
 
-    from mtl_perception.ros.node import CAMERA_INFOS, OUTPUTS
-
-    return {**{topic: kind for topic, (kind, _) in OUTPUTS.items()}, **{topic: CameraInfo for topic in CAMERA_INFOS}}
+    names = {**{topic: o.msgtype for topic, o in OUTPUT_TOPICS.items()}, **{topic: CAMERA_INFO for topic in CAMERA_INFOS}}
+    return {topic: MESSAGE_CLASSES[name] for topic, name in names.items()}
 
 
 def _header_of(msg: Any) -> Any:
@@ -166,7 +166,7 @@ class _Collector:
     reception timestamp rmw reports, system time in ns; on Humble, whose rclpy does not pass
     it, the callback's time), ``delivered`` when rclpy's executor
     handed it to the Python callback (system time in ns). Their difference is this bench's own
-    Python executor cost (~0.35 ms per message here), which a C++ subscriber such as RViz does
+    Python executor cost per message (in the JSON), which a C++ subscriber such as RViz does
     not pay; both are reported. The last message of each topic is kept (the relay's payload).
     """
 
@@ -303,7 +303,7 @@ def _end_to_end(
     from mtl_perception.errors import UserError
     from mtl_perception.inference.factory import create_backend
     from mtl_perception.inference.pipeline import Pipeline
-    from mtl_perception.ros.node import OUTPUTS, pipeline_outputs
+    from mtl_perception.inference.output_topics import OUTPUT_TOPICS, pipeline_outputs
     from mtl_perception.ros.qos import profile
 
     h, w = size
@@ -316,7 +316,7 @@ def _end_to_end(
     ]
     # The in-process pipeline first: it fills the model cache (an ONNX export) the node then reuses.
     pipeline = Pipeline(create_backend(args.backend, model, "auto"), output_resolution=resolution)
-    outputs, network_outputs = pipeline_outputs(list(OUTPUTS))
+    outputs, network_outputs = pipeline_outputs(list(OUTPUT_TOPICS))
     node_proc = ChildProcess(command, env)
     relay_proc = None
     context = rclpy.Context()

@@ -1,11 +1,10 @@
 """QoS profiles of the node's subscriptions and publishers, built from its parameters.
 
-Measured here (``mtl-perception bench node --qos``: 150 frames of 512x1024 rgb8 at 30 Hz
-between two processes over Fast DDS):
-- Fast DDS as shipped (512 KiB shared-memory segment): a best-effort reader received 2-11 of
-  150 frames (reliable or best-effort writer); reliable readers 149-150, p50 25-30 ms.
-- with the 32 MiB segment the node configures for itself (``middleware.py``): every pairing
-  150 of 150, p50 5-9 ms.
+Measured with ``mtl-perception bench node --qos`` (512x1024 rgb8 at 30 Hz between two
+processes over Fast DDS; figures in docs/measurements.md): with Fast DDS as shipped (512 KiB
+shared-memory segment) a best-effort reader lost most frames whatever the writer, reliable
+readers lost almost none; with the 32 MiB segment the node configures for itself
+(``middleware.py``) every pairing received every frame, at a lower latency.
 The camera's writer is configured by its driver, not by this package, so the defaults must
 hold with Fast DDS as shipped: reliable, keep last 5. The node's callback only stores the
 newest frame, so a reader queue of 5 adds no latency; it lets the node see (and count) the
