@@ -7,7 +7,7 @@ import torch
 
 from mtl_perception.data.labels import PALETTE, SKY_TRAIN_ID
 from mtl_perception.postprocess.colormap import colorize_depth, colorize_instances, colorize_semantic
-from mtl_perception.postprocess.depth import disparity_to_depth
+from mtl_perception.postprocess.depth import disparity_to_depth, disparity_to_depth_torch
 
 
 def test_depth_is_fx_times_baseline_over_disparity():
@@ -23,6 +23,23 @@ def test_sky_is_inf_and_tiny_or_bad_disparity_is_nan():
     assert math.isinf(depth[0, 0]) and depth[0, 0] > 0
     assert math.isnan(depth[0, 1]) and math.isnan(depth[0, 2])
     assert depth[0, 3].item() == 10.0
+
+
+def test_the_cpu_and_the_gpu_branch_agree():
+    """numpy on the CPU, torch on a GPU: the same depth, NaN and inf at the same pixels."""
+    generator = torch.Generator().manual_seed(0)
+    disparity = torch.rand(64, 96, generator=generator) * 60.0
+    disparity[0, :8] = 0.0
+    disparity[1, :8] = float("inf")
+    disparity[2, :8] = float("nan")
+    disparity[3, :8] = 0.049
+    sky = torch.rand(64, 96, generator=generator) < 0.2
+    cpu = disparity_to_depth(disparity, fx=500.0, baseline=0.2, sky_mask=sky, min_disparity=0.05)
+    gpu = disparity_to_depth_torch(disparity, 500.0 * 0.2, sky, 0.05)
+    assert cpu.dtype == gpu.dtype == torch.float32
+    assert cpu[:4, :8][~sky[:4, :8]].isnan().all() and cpu[sky].isposinf().all()
+    assert torch.equal(cpu.isnan(), gpu.isnan())
+    assert torch.allclose(cpu.nan_to_num(nan=-1.0), gpu.nan_to_num(nan=-1.0), rtol=1e-6, atol=0.0)
 
 
 def test_semantic_colours_follow_cityscapes_palette_and_blend():

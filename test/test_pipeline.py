@@ -287,6 +287,19 @@ def test_network_outputs_come_at_the_network_size_next_to_camera_sized_ones(pipe
     ).depth.shape == (HEIGHT, WIDTH)
 
 
+def test_network_outputs_come_with_the_image_the_network_saw(pipeline, image):
+    """Points are coloured with it: RGB at the network's size, whatever the camera's order."""
+    rgb = pipeline(image, outputs={"semantic"}, network_outputs={"depth"})
+    bgr = pipeline(np.ascontiguousarray(image[..., ::-1]), encoding="bgr", outputs={"semantic"}, network_outputs={"depth"})
+    assert rgb.image is None and rgb.network.image.shape == (HEIGHT, WIDTH, 3) and rgb.network.image.dtype == np.uint8
+    np.testing.assert_array_equal(rgb.network.image, bgr.network.image)
+    expected = F.interpolate(
+        torch.from_numpy(image).permute(2, 0, 1)[None], size=(HEIGHT, WIDTH), mode="bilinear", align_corners=False
+    )[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(rgb.network.image.astype(int), expected.astype(int), atol=1)
+    assert pipeline(image, outputs={"semantic"}).network is None  # nothing asked at the network's size
+
+
 def test_every_result_carries_its_camera_at_the_output_resolution(pipeline, image):
     r = pipeline(image, outputs={"semantic"})
     assert (r.camera.width, r.camera.height) == (IN_W, IN_H) and r.camera.fx == pytest.approx(FX * IN_W / WIDTH)

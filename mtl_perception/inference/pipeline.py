@@ -103,6 +103,7 @@ class PipelineResult:
     semantic_color: np.ndarray | None = None  # (H, W, 3) uint8
     instance_color: np.ndarray | None = None
     depth_color: np.ndarray | None = None
+    image: np.ndarray | None = None  # (H, W, 3) uint8 RGB: the camera image the network saw, in results at its resolution made for network_outputs
     camera: CameraModel | None = None  # intrinsics at the output resolution, with the baseline of depth
     network: "PipelineResult | None" = None  # network_outputs at the network's resolution, when it differs
     timings: dict[str, float] = field(default_factory=dict)  # ms: preprocess, forward, postprocess, copy, total
@@ -350,10 +351,13 @@ class Pipeline:
         same = (plan.camera_out.height, plan.camera_out.width) == net_size
         at_net = outputs | network_outputs if same else network_outputs | self._network_sources(outputs)
         net = self._postprocess(raw, at_net, small, plan.camera_net, plan.baseline, blended=same)
+        if network_outputs:  # points and markers are coloured with the pixels the network saw
+            net["image"] = small
+        keep = outputs | network_outputs | {"image"}
         if same:
-            return {k: v for k, v in net.items() if _base(k) in outputs | network_outputs}
+            return {k: v for k, v in net.items() if _base(k) in keep}
         result = self._upscale(net, net_size, outputs, plan.rgb, plan.bgr, plan.camera_out, plan.baseline)
-        result.update({"network." + k: v for k, v in net.items() if _base(k) in network_outputs})
+        result.update({"network." + k: v for k, v in net.items() if _base(k) in network_outputs | {"image"}})
         return result
 
     def _postprocess(

@@ -3,11 +3,14 @@
 Z = fx * B / d with fx in pixels at the disparity map's width and B the stereo baseline of the
 camera the model was trained on (DESIGN.md section 3). REP 118 depth images use metres, NaN
 where unknown and +inf for "too far to measure": sky pixels get +inf, pixels whose disparity
-is below ``min_disparity`` (non-sky) or non-finite get NaN. Works on any torch device so the
-pipeline keeps it on the GPU.
+is below ``min_disparity`` (non-sky) or non-finite get NaN. On a GPU it stays a torch
+operation on the device; on the CPU it runs in numpy, one masked division in place, where
+torch's chain of comparisons, division, ``where`` and ``masked_fill`` makes a new full-size
+array at every step (about 3x slower for a 1024x2048 camera: docs/measurements.md).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -24,9 +27,31 @@ def disparity_to_depth(
     image width, and so does fx, so Z is resolution-independent.
     """
     disparity = disparity.float()
-    # One fused pass: NaN fails the comparison, +inf is excluded explicitly (both unknown).
+    if disparity.device.type == "cpu":
+        return _disparity_to_depth_numpy(disparity.numpy(), fx * baseline, sky_mask, min_disparity)
+    return disparity_to_depth_torch(disparity, fx * baseline, sky_mask, min_disparity)
+
+
+def disparity_to_depth_torch(
+    disparity: torch.Tensor, focal_baseline: float, sky_mask: torch.Tensor | None, min_disparity: float
+) -> torch.Tensor:
+    """The GPU branch, in torch alone (a function of its own so tests run it on the CPU)."""
+    # One fused pass on the device: NaN fails the comparison, +inf is excluded explicitly.
     known = (disparity >= min_disparity) & (disparity < float("inf"))
-    depth = torch.where(known, (fx * baseline) / disparity, float("nan"))
+    depth = torch.where(known, focal_baseline / disparity, float("nan"))
     if sky_mask is not None:
         depth = depth.masked_fill(sky_mask, float("inf"))
     return depth
+
+
+def _disparity_to_depth_numpy(
+    disparity: np.ndarray, focal_baseline: float, sky_mask: torch.Tensor | None, min_disparity: float
+) -> torch.Tensor:
+    """The CPU branch: the division only where the disparity is known, into the NaN-filled result."""
+    known = disparity >= min_disparity  # NaN fails the comparison
+    known &= disparity < np.inf
+    depth = np.full(disparity.shape, np.nan, np.float32)
+    np.divide(np.float32(focal_baseline), disparity, out=depth, where=known)
+    if sky_mask is not None:
+        np.putmask(depth, sky_mask.numpy(), np.inf)
+    return torch.from_numpy(depth)

@@ -26,7 +26,6 @@ import time
 import traceback
 from typing import Any
 
-import cv2
 import numpy as np
 import rclpy
 import torch
@@ -420,7 +419,7 @@ class PerceptionNode(Node):
         for p, result in zip(ready, results):
             header = p.frame.msg.header
             # Encode everything before publishing anything: a frame goes out whole or not at all.
-            messages = [(p.camera.output_pubs[t], self._encode(t, result, p.image, p.order, header)) for t in p.topics]
+            messages = [(p.camera.output_pubs[t], self._encode(t, result, header)) for t in p.topics]
             messages += self._camera_infos(p.camera, result, header)
             for pub, msg in messages:
                 pub.publish(msg)
@@ -456,7 +455,7 @@ class PerceptionNode(Node):
         msg = conv.to_camera_info(info_at(result.camera, source), header)
         return [(pub, msg) for pub in wanted]
 
-    def _encode(self, topic: str, result: PipelineResult, image: np.ndarray, order: str, header: Header) -> Any:
+    def _encode(self, topic: str, result: PipelineResult, header: Header) -> Any:
         """The message of one output topic."""
         if topic in IMAGE_TOPICS:
             image_topic = IMAGE_TOPICS[topic]
@@ -469,20 +468,12 @@ class PerceptionNode(Node):
         if topic == "instance/markers":
             return conv.to_instance_markers(result.instance_list, result.instances, result.depth, camera, header)
         if topic == "points":
-            rgb = self._rgb_at(image, order, result.depth.shape)
             points = conv.depth_to_points(
-                result.depth, camera, rgb, result.semantic, result.instances,
+                result.depth, camera, result.image, result.semantic, result.instances,
                 stride=self._values["points_stride"], max_depth=self._values["points_max_depth_m"],
             )
             return conv.to_point_cloud(points, header)
         raise KeyError(topic)
-
-    @staticmethod
-    def _rgb_at(image: np.ndarray, order: str, shape: tuple[int, int]) -> np.ndarray:
-        """The camera image in RGB order at the outputs' resolution (for point colours)."""
-        if image.shape[:2] != shape:
-            image = cv2.resize(np.ascontiguousarray(image), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-        return image[..., ::-1] if order == "bgr" else image
 
     # ------------------------------------------------------------------ lifetime
     @property
