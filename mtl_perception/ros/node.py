@@ -94,10 +94,17 @@ class FiniteGuard(Backend):
         out = self.inner.forward(x)
         # A sum is NaN or inf when any element is (finite outputs are far from overflowing
         # float32), and costs a fifth of isfinite().all(): no boolean tensor per output.
-        sums = [t.sum(dtype=torch.float32) for t in out.values() if t.is_floating_point()]
-        if sums:  # over every forward since the last check (a batch of cameras may take several)
-            finite = torch.isfinite(torch.stack(sums)).all()
-            self.finite = finite if self.finite is None else self.finite & finite
+        floats = [t for t in out.values() if t.is_floating_point()]
+        if not floats:
+            return out
+        if self.device.type == "cpu":
+            # numpy reduces on this thread; torch would wake its pool, outside the pipeline's
+            # one-thread section, and wait at its barrier for a core another process holds.
+            finite = torch.tensor(bool(np.isfinite([t.numpy().sum(dtype=np.float32) for t in floats]).all()))
+        else:
+            finite = torch.isfinite(torch.stack([t.sum(dtype=torch.float32) for t in floats])).all()
+        # Over every forward since the last check (a batch of cameras may take several).
+        self.finite = finite if self.finite is None else self.finite & finite
         return out
 
     def check(self) -> None:
