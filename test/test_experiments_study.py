@@ -192,6 +192,10 @@ def test_tiny_study_trains_controls_after_their_source_and_scores_the_test_split
     row = next(r for r in saved["comparisons"] if r["config"] == "uncertainty-instance+depth" and r["metric"] == DEP)
     assert row["fixed-learned"]["seeds"] == [0, 1] and row["fixed-learned"]["verdict"] in (BETTER, WORSE, WITHIN_NOISE)
     assert (out / "curves_instance_depth.png").read_bytes().startswith(PNG)  # val_every 2 of 4 steps: 2 points
+    # No start-value study here: the weights figure shows the learned and normalised weights of
+    # the task set that has them, not the fixed-learned control's constant ones.
+    assert (out / "weights_over_training.png").read_bytes().startswith(PNG)
+    assert saved["figures"].keys() == {"curves_instance_depth.png", "weights_over_training.png"}
     # A rerun skips the finished runs; another test split into the same --out is refused.
     capsys.readouterr()
     assert main([*base, "--test-data", str(test_root), *only]) == 0

@@ -7,7 +7,7 @@
 - ``uncertainty_init.png`` (the paper's appendix): s_i and the effective weights over
   training from each start value of s, read from each run's train.csv (seed 0).
 - ``weights_over_training.png``: the effective weights of every learned/dynamic weighting on
-  the init study's task set (seed 0).
+  the init study's task set, or else the largest task set with one (seed 0).
 - ``curves_<tasks>.png``: learning curves, the validation metrics at every ``train.val_every``
   step (each run's val.csv, mean over seeds) of each row of that task set, so a reader sees
   whether the ranking is still moving when training stops.
@@ -133,12 +133,16 @@ def init_curves(experiment: Experiment, out_dir: Path, path: Path) -> bool:
 
 
 def weights_over_training(experiment: Experiment, summaries: dict[str, Summary], out_dir: Path, path: Path) -> bool:
-    """Effective weights over training of each learned weighting on the init study's task set (seed 0)."""
-    if not experiment.init_study:
+    """Effective weights over training of each learned or dynamic weighting (seed 0), on the init
+    study's task set, else on the largest task set that has one (fixed-weight controls left out)."""
+    moving = [s for s in summaries.values() if s.spec.method not in FIXED_METHODS and s.spec.in_table and s.spec.source is None]
+    if experiment.init_study:
+        tasks = experiment.init_study[0].tasks
+    elif moving:
+        tasks = max((s.spec.tasks for s in moving), key=len)
+    else:
         return False
-    tasks = experiment.init_study[0].tasks
-    runs = [(s, read_log(run_dir(out_dir, s.spec, 0) / "train.csv")) for s in summaries.values()
-            if s.spec.method not in FIXED_METHODS and s.spec.in_table and s.spec.tasks == tasks]
+    runs = [(s, read_log(run_dir(out_dir, s.spec, 0) / "train.csv")) for s in moving if s.spec.tasks == tasks]
     runs = [(s, log) for s, log in runs if log.get("step")]
     if not runs:
         return False
