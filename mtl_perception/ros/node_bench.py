@@ -59,6 +59,7 @@ QOS_PAIRS = [("reliable", 5, "reliable", 5), ("reliable", 1, "reliable", 1), ("r
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="checkpoint or ONNX model (default: shipped, else random)")
     parser.add_argument("--backend", default="auto", help="node backend (default: auto)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda, for the node and the bare forward alike")
     parser.add_argument(
         "--sizes", default="256x512,512x1024,1024x2048",
         help="camera sizes HxW; the network runs at the model's own (default: 256x512,512x1024,1024x2048)",
@@ -311,11 +312,12 @@ def _end_to_end(
     image = render_image("val", 0, h, w, seed=0).rgb
     command = [
         sys.executable, "-m", "mtl_perception.ros.node", "--ros-args", "-r", "__node:=mtl_perception",
-        "-p", f"model_path:={model}", "-p", f"backend:={args.backend}", "-p", f"output_resolution:={resolution}",
+        "-p", f"model_path:={model}", "-p", f"backend:={args.backend}", "-p", f"device:={args.device}",
+        "-p", f"output_resolution:={resolution}",
         "-r", "image:=/bench/image",
     ]
     # The in-process pipeline first: it fills the model cache (an ONNX export) the node then reuses.
-    pipeline = Pipeline(create_backend(args.backend, model, "auto"), output_resolution=resolution)
+    pipeline = Pipeline(create_backend(args.backend, model, args.device), output_resolution=resolution)
     outputs, network_outputs = pipeline_outputs(list(OUTPUT_TOPICS))
     node_proc = ChildProcess(command, env)
     relay_proc = None
