@@ -10,7 +10,8 @@ from ros_domains import domain_id
 def test_bench_node_reports_middleware_and_callback_latency(model_path, tmp_path, monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id("node_bench")))
     out = tmp_path / "node.json"
-    args = ["--model", str(model_path), "--sizes", "64x128", "--output-resolutions", "network", "--frames", "2", "--warmup", "1", "--json", str(out)]
+    args = ["--model", str(model_path), "--sizes", "64x128", "--output-resolutions", "network", "--frames", "2", "--warmup", "1",
+            "--stream-seconds", "2", "--json", str(out)]
     assert main(["bench", "node", *args]) == 0
     (size,) = json.loads(out.read_text())["sizes"]
     assert size["size"] == "64x128"
@@ -21,6 +22,10 @@ def test_bench_node_reports_middleware_and_callback_latency(model_path, tmp_path
     assert size["node_pipeline_p50_ms"] > 0  # the node's own diagnostics arrived
     assert size["ratio_node_to_floor"] == received["p50"] / size["relay_floor_ms"]["p50"]
     assert size["forward_ms"]["p50"] > 0 and size["relay_floor_ms"]["min"] > 0
+    # The stream at twice the one-at-a-time rate: frames came out, at a rate the JSON derives.
+    stream = size["stream"]
+    assert 2 < stream["completed"] <= stream["sent"] and stream["node_fps"] > 0
+    assert size["ratio_node_period_to_forward"] == 1e3 / stream["node_fps"] / size["forward_ms"]["p50"]
 
 
 def test_bench_cameras_runs_one_node_for_two_cameras_against_two_nodes(model_path, tmp_path, monkeypatch):

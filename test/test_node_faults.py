@@ -168,13 +168,14 @@ class KillsTheWorker(Backend):
         return self.inner.forward(x)
 
 
-@pytest.mark.parametrize("retain", [True, False])
-def test_a_dead_worker_is_an_error_in_diagnostics_and_main_exits_non_zero(
-    harness, backend, image, model_path, monkeypatch, capfd, retain
+@pytest.mark.parametrize(("thread", "retain"), [("inference worker", True), ("publishing thread", False)])
+def test_a_dead_thread_is_an_error_in_diagnostics_and_main_exits_non_zero(
+    harness, backend, image, model_path, monkeypatch, capfd, thread, retain
 ):
-    """The real entry point (``main``, in-process to reach its backend): a worker that stops is
-    reported at ERROR level and ends the process with status 1, never idles looking healthy.
-    Also: ``retain_freed_memory: false`` leaves glibc's allocator alone."""
+    """The real entry point (``main``, in-process to reach its backend): a worker thread that
+    stops (inference or publishing) is reported at ERROR level and ends the process with status
+    1, never idles looking healthy. Also: ``retain_freed_memory: false`` leaves glibc's
+    allocator alone."""
     from mtl_perception.ros import node as node_module
     from mtl_perception.ros.middleware import PROFILE_ENVS
 
@@ -182,8 +183,18 @@ def test_a_dead_worker_is_an_error_in_diagnostics_and_main_exits_non_zero(
         monkeypatch.setenv(name, "")
     retained: list[bool] = []
     monkeypatch.setattr(node_module, "retain_freed_memory", lambda: retained.append(True) or True)
-    build = node_module.build_pipeline
-    monkeypatch.setattr(node_module, "build_pipeline", lambda values, _=None: build(values, KillsTheWorker(backend)))
+    if thread == "inference worker":
+        build = node_module.build_pipeline
+        monkeypatch.setattr(node_module, "build_pipeline", lambda values, _=None: build(values, KillsTheWorker(backend)))
+    else:
+        publish = node_module.PerceptionNode._publish
+
+        def killing_publish(self, computed):  # a dark frame raises WorkerKilled while publishing
+            if float(computed.prepared.image.mean()) < 1.0:
+                raise WorkerKilled("injected")
+            publish(self, computed)
+
+        monkeypatch.setattr(node_module.PerceptionNode, "_publish", killing_publish)
     harness.subscribe(["/dead/semantic/labels"])
     stop = threading.Event()
 
@@ -212,8 +223,8 @@ def test_a_dead_worker_is_an_error_in_diagnostics_and_main_exits_non_zero(
     errors = harness.wait_for(
         lambda: [d for d in harness.diagnostics("/dead/image", since) if d["level"] == ERROR], timeout=10
     )
-    assert errors and errors[-1]["message"].startswith("inference worker stopped: WorkerKilled: injected"), errors[-1]
-    assert "inference worker stopped" in "".join(capfd.readouterr())
+    assert errors and errors[-1]["message"].startswith(f"{thread} stopped: WorkerKilled: injected"), errors[-1]
+    assert f"{thread} stopped" in "".join(capfd.readouterr())
     assert retained == ([True] if retain else [])
     harness.unsubscribe(["/dead/semantic/labels"])
 

@@ -5,7 +5,8 @@ is replaced and counted as dropped); the worker takes the newest frame of *every
 has one, in one go, and runs them as one batch. That makes the schedule fair without a
 policy: a fast camera cannot starve a slow one, because every round serves every camera that
 has a frame, and a camera that stops sending simply has no frame in the next rounds while
-the others go on. Latency stays one round long however fast the cameras are.
+the others go on. Latency stays bounded (one round of inference, one of publishing, one wait
+for the slot between them, see ``outbox``) however fast the cameras are.
 """
 from __future__ import annotations
 

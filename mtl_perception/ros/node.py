@@ -2,9 +2,11 @@
 
 Threads: the executor thread runs the subscription callbacks, which only store the newest
 frame (a frame the worker never took is dropped and counted), the parameter services and the
-1 Hz diagnostics; one worker thread decodes, runs the pipeline and publishes. Latency
-therefore stays one inference long however fast the camera is, and a slow frame never
-blocks the callbacks.
+1 Hz diagnostics; the inference thread decodes and runs the pipeline; the publishing thread
+encodes and publishes a frame's outputs while the inference thread already runs the next
+(``outbox.py``), so the frame rate is that of the slower stage, not of both in a row. Latency
+therefore stays bounded (one run of each stage and one wait) however fast the camera is, and
+a slow frame never blocks the callbacks.
 
 Only the outputs somebody subscribes to are computed: the worker asks the pipeline for
 exactly the outputs behind the topics with subscribers. Image outputs come at
@@ -65,6 +67,7 @@ from mtl_perception.ros.camera_info_check import refusal
 from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
 from mtl_perception.ros.faults import Fault, FaultReporter, FrameError
 from mtl_perception.ros.latest_frames import Frame, LatestFrames
+from mtl_perception.ros.outbox import Outbox
 from mtl_perception.ros import middleware
 
 NODE_NAME = "mtl_perception"
@@ -176,6 +179,15 @@ class _Prepared:
     topics: list[str]
 
 
+@dataclass
+class _Computed:
+    """A camera's frame through the pipeline, for the publishing thread."""
+
+    prepared: _Prepared
+    result: PipelineResult
+    pipeline_s: float
+
+
 class PerceptionNode(Node):
     """Subscribes to ``image`` (and ``camera_info``), publishes the DESIGN.md section 4 topics;
     with ``cameras``, the same for each named camera, all through one model."""
@@ -216,8 +228,15 @@ class PerceptionNode(Node):
             "input": ", ".join(f"{c.image_topic} ({transport})" for c in self._cameras.values()),
             **(facts or {}),
         }
-        self._worker = threading.Thread(target=self._work, args=(backend,), name="inference", daemon=True)
+        self._outbox: Outbox[list[_Computed]] = Outbox()
+        self._worker = threading.Thread(
+            target=self._guarded, args=("inference worker", self._work, backend), name="inference", daemon=True
+        )
+        self._publisher = threading.Thread(
+            target=self._guarded, args=("publishing thread", self._publish_all), name="publishing", daemon=True
+        )
         self._worker.start()
+        self._publisher.start()
 
     def _open_camera(self, name: str, transport: str) -> CameraInput:
         """Publishers, counters and the camera_info subscription of one camera."""
@@ -294,17 +313,22 @@ class PerceptionNode(Node):
             report.status.extend(array.status)
         self._diagnostics.publish(report)
 
-    # ------------------------------------------------------------------ worker thread
-    def _work(self, backend: Backend | None) -> None:
-        """The worker thread: load the model, serve frames; if either ends other than by
-        ``stop``, fail loudly."""
+    # ------------------------------------------------------------------ inference thread
+    def _guarded(self, what: str, body: Any, *args: Any) -> None:
+        """Run a thread's ``body``; if it ends other than by ``stop``, fail loudly."""
         try:
-            if self._load(backend):
-                self._serve()
-        except BaseException as exc:  # noqa: BLE001 - whatever stopped the worker must be reported
+            body(*args)
+        except BaseException as exc:  # noqa: BLE001 - whatever stopped the thread must be reported
             if self.context.ok():
-                message = f"inference worker stopped: {type(exc).__name__}: {exc}"
+                message = f"{what} stopped: {type(exc).__name__}: {exc}"
                 self._fail(f"{message}; exiting so that a supervisor can restart the node", 1, traceback.format_exc())
+        finally:
+            self._outbox.close()  # the other thread must not wait for this one
+
+    def _work(self, backend: Backend | None) -> None:
+        """The inference thread: load the model, then serve frames until ``stop``."""
+        if self._load(backend):
+            self._serve()
 
     def _load(self, backend: Backend | None) -> bool:
         """Build the pipeline; a missing or unreadable model ends the node (status 2, one line)."""
@@ -334,14 +358,21 @@ class PerceptionNode(Node):
             if not frames:
                 return  # stopped
             try:
-                self._process(frames)
+                computed = self._infer(frames)
             except Exception as exc:  # noqa: BLE001 - a pipeline bug must not silently kill the worker
                 if not self.context.ok():
-                    return  # shutting down: publishers are gone
-                for name in frames:
-                    camera = self._cameras[name]
-                    camera.faults(Fault.INTERNAL, f"{camera.image_topic}: frame failed: {type(exc).__name__}: {exc}")
-                self.get_logger().debug(traceback.format_exc())
+                    return  # shutting down
+                self._frame_failed(list(frames), exc)
+                continue
+            if computed and not self._outbox.put(computed):
+                return  # stopped
+
+    def _frame_failed(self, names: list[str], exc: Exception) -> None:
+        """An unexpected error on these cameras' frames: counted and logged per camera; serving goes on."""
+        for name in names:
+            camera = self._cameras[name]
+            camera.faults(Fault.INTERNAL, f"{camera.image_topic}: frame failed: {type(exc).__name__}: {exc}")
+        self.get_logger().debug(traceback.format_exc())
 
     def _fail(self, message: str, status: int, details: str = "") -> None:
         """The node cannot serve: ERROR in /diagnostics at once, exit ``status`` from ``main``."""
@@ -395,8 +426,8 @@ class PerceptionNode(Node):
         topics = camera.last_topics = self._producible(camera, topics, model)
         return _Prepared(camera, frame, image, order, model, topics) if topics else None
 
-    def _process(self, frames: dict[str, Frame]) -> None:
-        """One round: every camera's newest frame through one batch, each camera's outputs published."""
+    def _infer(self, frames: dict[str, Frame]) -> list[_Computed]:
+        """One round: every camera's newest frame through one batch (nothing to publish: empty)."""
         ready = []
         for name, frame in frames.items():
             camera = self._cameras[name]
@@ -408,7 +439,7 @@ class PerceptionNode(Node):
             if prepared is not None:
                 ready.append(prepared)
         if not ready:
-            return
+            return []
         needed, small = (frozenset().union(*parts) for parts in zip(*(pipeline_outputs(p.topics) for p in ready)))
         started = time.monotonic()
         try:
@@ -420,18 +451,33 @@ class PerceptionNode(Node):
             fault = exc.fault if isinstance(exc, FrameError) else Fault.REFUSED_INPUT
             for p in ready:
                 p.camera.faults(fault, f"{p.camera.image_topic}: {exc}")
-            return
+            return []
         pipeline_s = time.monotonic() - started
-        clock = self.get_clock()
-        for p, result in zip(ready, results):
-            header = p.frame.msg.header
-            # Encode everything before publishing anything: a frame goes out whole or not at all.
-            messages = [(p.camera.output_pubs[t], self._encode(t, result, header)) for t in p.topics]
-            messages += self._camera_infos(p.camera, result, header)
-            for pub, msg in messages:
-                pub.publish(msg)
-            stamp_age = clock.now() - Time.from_msg(header.stamp, clock_type=clock.clock_type)
-            p.camera.stats.published(time.monotonic() - p.frame.received, stamp_age.nanoseconds * 1e-9, pipeline_s)
+        return [_Computed(p, result, pipeline_s) for p, result in zip(ready, results)]
+
+    # ------------------------------------------------------------------ publishing thread
+    def _publish_all(self) -> None:
+        """The publishing thread: each batch's outputs, in the order the frames were computed."""
+        while (batch := self._outbox.take()) is not None:
+            for computed in batch:
+                try:
+                    self._publish(computed)
+                except Exception as exc:  # noqa: BLE001 - an encoder bug must not silently stop publishing
+                    if not self.context.ok():
+                        return  # shutting down: publishers are gone
+                    self._frame_failed([computed.prepared.camera.name], exc)
+
+    def _publish(self, computed: _Computed) -> None:
+        """One camera's frame: every wanted output encoded, then all published."""
+        p, result, clock = computed.prepared, computed.result, self.get_clock()
+        header = p.frame.msg.header
+        # Encode everything before publishing anything: a frame goes out whole or not at all.
+        messages = [(p.camera.output_pubs[t], self._encode(t, result, header)) for t in p.topics]
+        messages += self._camera_infos(p.camera, result, header)
+        for pub, msg in messages:
+            pub.publish(msg)
+        stamp_age = clock.now() - Time.from_msg(header.stamp, clock_type=clock.clock_type)
+        p.camera.stats.published(time.monotonic() - p.frame.received, stamp_age.nanoseconds * 1e-9, computed.pipeline_s)
 
     def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
         """The frame's pixels (``ImageFormatError``, a FrameError, for a malformed message)."""
@@ -489,10 +535,12 @@ class PerceptionNode(Node):
         return dict(self._values)
 
     def stop(self) -> None:
-        """Stop the worker after the frame in progress (a model still loading is not waited for:
-        a TensorRT build may take minutes, and Ctrl-C must not)."""
+        """Stop both threads after the frame in progress (a model still loading is not waited
+        for: a TensorRT build may take minutes, and Ctrl-C must not)."""
         self._frames.close()
+        self._outbox.close()
         self._worker.join(timeout=None if self._pipeline is not None else 2.0)
+        self._publisher.join()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -22,6 +22,12 @@ from the medians; ``ratio_p50`` is node / pipeline (the adapter's cost: decode, 
 points, message filling, DDS both ways). Frames are sent one at a time (the next after all
 outputs of the last arrived), so no queueing hides in the numbers.
 
+Then the rate a camera gets (``stream``): this process publishes frames at twice the rate the
+one-at-a-time latency allows, for ``--stream-seconds``, and counts the frames whose outputs all
+arrived. The node's two threads (inference, publishing) overlap, so its frame period can be
+shorter than its latency; ``ratio_node_period_to_forward`` compares that period with the bare
+forward pass, the frame rate a camera gets from the node against what the network alone allows.
+
 Also measured: filling ``msg.data`` of the three colour images of a frame from numpy in the
 ways one could (list, bytes, memoryview, ``array.frombytes``) and publishing them; and, with
 ``--qos``, how many 512x1024 rgb8 frames at 30 Hz arrive between two processes under each
@@ -70,6 +76,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--frames", type=int, default=20, help="timed frames per size (default: 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed frames first (default: 3)")
+    parser.add_argument(
+        "--stream-seconds", type=float, default=6.0,
+        help="seconds of frames at twice the node's one-at-a-time rate, for its frame rate (default: 6; 0: skip)",
+    )
     parser.add_argument(
         "--qos", action="store_true", help="also measure delivery per QoS pairing and Fast DDS set-up (about 3 min)"
     )
@@ -228,6 +238,35 @@ def _send(
     return None
 
 
+def _stream(
+    executor: Any, pub: Any, image: np.ndarray, stamp: int, collector: _Collector, rate_hz: float, seconds: float
+) -> dict[str, Any]:
+    """Publish frames at ``rate_hz`` for ``seconds``; the frames whose outputs all arrived, per second.
+
+    The rate comes from the reception times of the completed frames' last outputs (first to
+    last), so start-up and the drain after the last frame do not dilute it.
+    """
+    from std_msgs.msg import Header
+
+    from mtl_perception.ros.conversions import numpy_to_image
+
+    header = Header(frame_id="camera_optical_frame")
+    stamps, start = [], time.monotonic()
+    while (now := time.monotonic()) < start + seconds:
+        due = start + len(stamps) / rate_hz
+        if now >= due:
+            header.stamp.sec, header.stamp.nanosec = divmod(stamp + len(stamps), 10**9)
+            pub.publish(numpy_to_image(image, "rgb8", header))
+            stamps.append(stamp + len(stamps))
+        executor.spin_once(timeout_sec=max(0.0, min(due - now, 0.05)))
+    drain = time.monotonic() + FRAME_TIMEOUT_S
+    while time.monotonic() < drain and not collector.complete(stamps[-1]):
+        executor.spin_once(timeout_sec=0.05)  # the last frame is the newest: the node always takes it
+    done = sorted(max(r for r, _ in collector.arrivals[s].values()) for s in stamps if collector.complete(s))
+    fps = (len(done) - 1) / ((done[-1] - done[0]) * 1e-9) if len(done) > 2 else float("nan")
+    return {"sent": len(stamps), "sent_hz": rate_hz, "completed": len(done), "node_fps": fps}
+
+
 def _until_flowing(executor: Any, pub: Any, image: np.ndarray, collector: _Collector, child: ChildProcess,
                    stamp: int, what: str) -> int:
     """Resend frames until one frame's outputs all arrive (discovery, start-up); the next stamp."""
@@ -363,6 +402,10 @@ def _end_to_end(
             executor.spin_once(timeout_sec=0.05)
         med = {k: statistics.median(v) for k, v in
                {"forward": forward, "pipeline": pipe, "e2e": e2e, "delivered": delivered, "floor": floor}.items()}
+        stream = (
+            _stream(executor, pub, image, stamp, collector, 2e3 / med["e2e"], args.stream_seconds)
+            if args.stream_seconds > 0 else {"node_fps": float("nan")}
+        )
         out_bytes = sum(len(serialize_message(m)) for m in collector.last.values())
         return {
             "size": f"{h}x{w}",
@@ -383,6 +426,9 @@ def _end_to_end(
             "ratio_p50": med["e2e"] / med["pipeline"],
             "ratio_python_callback_p50": med["delivered"] / med["pipeline"],
             "ratio_per_frame_p50": statistics.median(a / b for a, b in zip(e2e, pipe)),
+            "stream": stream,
+            "forward_fps": 1e3 / med["forward"],
+            "ratio_node_period_to_forward": 1e3 / stream["node_fps"] / med["forward"],
             "node_receive_to_publish_p50_ms": float(collector.diagnostics.get("latency_receive_to_publish_p50_ms", "nan")),
             "node_pipeline_p50_ms": float(collector.diagnostics.get("pipeline_p50_ms", "nan")),
             "publish_cost": _publish_cost(node, h, w),
@@ -408,15 +454,15 @@ def _resolutions(text: str) -> list[str]:
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| camera | outputs at | forward ms | pipeline ms | node ms | relay floor ms | node / forward "
-        "| node / floor | floor / forward |",
-        "|" + "---|" * 9,
+        "| node / floor | floor / forward | node frames/s | node period / forward |",
+        "|" + "---|" * 11,
     ]
     for r in rows:
         lines.append(
             f"| {r['camera']} | {r['output_resolution']} ({r['network'] if r['output_resolution'] == 'network' else r['camera']}) "
             f"| {r['forward_ms']['p50']:.1f} | {r['pipeline_ms']['p50']:.1f} | {r['end_to_end_ms']['p50']:.1f} "
             f"| {r['relay_floor_ms']['p50']:.1f} | {r['ratio_node_to_forward']:.2f} | {r['ratio_node_to_floor']:.2f} "
-            f"| {r['ratio_floor_to_forward']:.2f} |"
+            f"| {r['ratio_floor_to_forward']:.2f} | {r['stream']['node_fps']:.1f} | {r['ratio_node_period_to_forward']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -508,8 +554,8 @@ def _qos_delivery(frames: int, env: dict[str, str], size: tuple[int, int] = (512
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     from mtl_perception.errors import UserError
 
-    if args.frames < 1 or args.warmup < 0:
-        raise UserError("--frames must be >= 1 and --warmup >= 0")
+    if args.frames < 1 or args.warmup < 0 or args.stream_seconds < 0:
+        raise UserError("--frames must be >= 1, --warmup and --stream-seconds >= 0")
     # This process plays the camera: give its writer the segment a camera driver sending
     # megabyte images should have (see middleware.py); the node sets its own.
     middleware = configure_fastdds().note
@@ -528,7 +574,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                     f"{row['size']} outputs at {resolution}: forward {row['forward_ms']['p50']:.1f} ms, pipeline "
                     f"{row['pipeline_ms']['p50']:.1f}, node {row['end_to_end_ms']['p50']:.1f}, relay floor "
                     f"{row['relay_floor_ms']['p50']:.1f}; node/forward {row['ratio_node_to_forward']:.2f}, "
-                    f"node/floor {row['ratio_node_to_floor']:.2f}",
+                    f"node/floor {row['ratio_node_to_floor']:.2f}; {row['stream']['node_fps']:.1f} frames/s "
+                    f"(period/forward {row['ratio_node_period_to_forward']:.2f})",
                     flush=True,
                 )
                 results["sizes"].append(row)
