@@ -28,3 +28,16 @@ def test_bench_inference_times_cameras_larger_than_the_network(tmp_path):
 def test_bench_inference_refuses_an_unknown_output_resolution(tmp_path, capsys):
     assert main(["bench", "inference", "--output-resolutions", "camera", "--json", str(tmp_path / "x.json")]) == 2
     assert "--output-resolutions" in capsys.readouterr().err
+
+
+def test_auto_backends_leave_out_onnxruntime_on_a_gpu_without_its_cuda_provider():
+    """The plain onnxruntime wheel (this one, and the one a GPU image often has) is CPU-only:
+    on a GPU, ``--backends auto`` must not pick a backend that then refuses to start."""
+    import onnxruntime
+    import torch
+
+    from mtl_perception.benchmarks.inference import _usable_backends
+
+    assert _usable_backends(torch.device("cpu"))[:2] == ["torch", "onnxruntime"]
+    on_gpu = _usable_backends(torch.device("cuda"))
+    assert ("onnxruntime" in on_gpu) == ("CUDAExecutionProvider" in onnxruntime.get_available_providers())

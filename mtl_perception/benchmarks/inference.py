@@ -133,6 +133,20 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _usable_backends(device: Any) -> list[str]:
+    """torch always; onnxruntime where it can run on ``device`` (on a GPU only with
+    onnxruntime-gpu's CUDA provider: the plain wheel is CPU-only); TensorRT on a GPU."""
+    usable = ["torch"]
+    if importlib.util.find_spec("onnxruntime"):
+        import onnxruntime
+
+        if device.type != "cuda" or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            usable.append("onnxruntime")
+    if device.type == "cuda" and importlib.util.find_spec("tensorrt"):
+        usable.append("tensorrt")
+    return usable
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -146,10 +160,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("--repeats must be >= 1 and --warmup >= 0")
     device = resolve_device(args.device)
     if args.backends == "auto":
-        backends = ["torch"] + [
-            name for name, module in (("onnxruntime", "onnxruntime"), ("tensorrt", "tensorrt"))
-            if importlib.util.find_spec(module) and (name != "tensorrt" or device.type == "cuda")
-        ]
+        backends = _usable_backends(device)
     else:
         backends = [b.strip() for b in args.backends.split(",")]
     if args.precisions == "auto":
