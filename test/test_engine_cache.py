@@ -111,8 +111,8 @@ def test_build_plan_refusals_say_what_to_do():
 
 def test_shape_profile_follows_the_model_layout_and_size():
     dynamic = ShapeProfile.for_model(META, 256, 512, max_batch=4)
-    assert (dynamic.min, dynamic.opt, dynamic.max) == ((1, 3, 256, 512), (1, 3, 256, 512), (4, 3, 256, 512))
-    assert dynamic.describe() == "1x3x256x512:1x3x256x512:4x3x256x512"
+    assert (dynamic.min, dynamic.opt, dynamic.max) == ((1, 3, 256, 512), (4, 3, 256, 512), (4, 3, 256, 512))
+    assert dynamic.describe() == "1x3x256x512:4x3x256x512:4x3x256x512"
     raw_fixed = dataclasses.replace(META, raw_input=True, dynamic=False)
     fixed = ShapeProfile.for_model(raw_fixed, META.height, META.width)
     assert fixed.is_fixed and fixed.describe() == f"1x{META.height}x{META.width}x3"
@@ -127,7 +127,7 @@ def test_trtexec_command_matches_the_build():
     line = trtexec_command("m.onnx", "out dir/m.engine", plan_build("10.3.0", "fp32", "fp16"), profile, "image",
                            "cache/t.cache", dynamic=True)
     assert line.startswith("trtexec --onnx=m.onnx '--saveEngine=out dir/m.engine' --timingCacheFile=cache/t.cache ")
-    for flag in ("--minShapes=image:1x3x256x512", "--optShapes=image:1x3x256x512", "--maxShapes=image:2x3x256x512",
+    for flag in ("--minShapes=image:1x3x256x512", "--optShapes=image:2x3x256x512", "--maxShapes=image:2x3x256x512",
                  "--fp16", "--skipInference"):
         assert flag in line.split()
     assert "--stronglyTyped" not in line and "--noTF32" not in line
@@ -200,3 +200,31 @@ def test_open_engine_builds_once_per_key_and_rebuilds_when_tensorrt_changes(tmp_
     cached_key, _ = read_sidecar(tensorrt_backend.open_engine(onnx_path, None, "fp16", tmp_path / "cache"))
     assert len(builds) == 5 and builds[-1] == builds[-2]  # at the model's own size, as export builds
     assert read_sidecar(engine)[0] == cached_key and str(tmp_path / "cache" / "timing") in command
+
+
+def test_an_engine_takes_its_fixed_batch_or_its_profile_maximum():
+    """What a multi-camera node batches up to, read from the engine as TensorRT reports it:
+    ``get_tensor_shape`` (-1 for a dynamic dimension) and ``get_tensor_profile_shape`` (min,
+    opt, max of profile 0)."""
+
+    def engine(shape, profile=None):
+        return SimpleNamespace(
+            get_tensor_shape=lambda name: shape,
+            get_tensor_profile_shape=lambda name, index: profile if (name, index) == ("image", 0) else None,
+        )
+
+    assert tensorrt_backend.engine_max_batch(engine((1, 3, 64, 128)), "image") == 1
+    dynamic = engine((-1, 3, 64, 128), [(1, 3, 64, 128), (4, 3, 64, 128), (4, 3, 64, 128)])
+    assert tensorrt_backend.engine_max_batch(dynamic, "image") == 4
+
+
+def test_engines_are_built_for_the_callers_batch_where_the_graph_takes_one(tmp_path_factory, caplog):
+    from inference_helpers import shared_onnx
+    from mtl_perception.inference.factory import _engine_batch
+
+    dynamic, fixed = shared_onnx(tmp_path_factory, dynamic=True), shared_onnx(tmp_path_factory, dynamic=False)
+    assert _engine_batch(dynamic, 4) == 4 and _engine_batch(dynamic, 1) == 1
+    with caplog.at_level(logging.WARNING):
+        assert _engine_batch(fixed, 4) == 1
+    assert "export with --dynamic" in caplog.text
+    assert _engine_batch(Path("prebuilt.engine"), 4) == 1  # a built engine takes what its profile says

@@ -120,6 +120,30 @@ def test_a_silent_camera_stalls_nobody_and_diagnostics_has_a_status_per_camera(r
     statuses = harness.wait_for(latest, 30)
     assert statuses, "no diagnostics status per camera counting the frames of this test"
     assert {s["input"] for s in statuses.values()} == {f"/rig/{c}/image" for c in SIZES}
+    assert {s["batch"] for s in statuses.values()} == {"3 cameras, up to all per forward"}  # a dynamic graph
+
+
+def test_a_model_of_batch_one_serves_several_cameras_and_says_how(rig, tmp_path_factory):
+    """A fixed-shape export takes one image per forward: the node still serves every camera,
+    one forward each, and its diagnostics and log say so (with what to export instead)."""
+    from inference_helpers import shared_onnx
+
+    harness, _, _ = rig
+    fixed = create_backend("onnxruntime", shared_onnx(tmp_path_factory, dynamic=False), "cpu")
+    assert fixed.max_batch == 1
+    node = PerceptionNode(backend=fixed, namespace="fixed", context=harness.context,
+                          parameter_overrides=[Parameter("cameras", value="a,b")])
+    harness.executor.add_node(node)
+    try:
+        start = time.monotonic()
+        status = harness.wait_for(
+            lambda: next((s for s in harness.diagnostics("/fixed/a/image", since=start) if "batch" in s), None), 30
+        )
+        assert status and status["batch"] == "2 cameras, up to 1 per forward", status
+    finally:
+        harness.executor.remove_node(node)
+        node.stop()
+        node.destroy_node()
 
 
 def test_a_camera_named_twice_is_refused(rig):
@@ -140,3 +164,25 @@ def test_the_four_camera_example_names_four_cameras_the_node_accepts():
     values = yaml.safe_load((REPO / "config" / "cameras_4.yaml").read_text())["mtl_perception"]["ros__parameters"]
     assert set(values) <= set(parameters.SPECS)
     assert parameters.check_each(values) is None and values["cameras"].split(",") == ["front", "left", "right", "rear"]
+
+
+def test_the_node_asks_its_backend_for_one_batch_of_all_its_cameras(monkeypatch, tmp_path):
+    """A TensorRT engine the node builds takes every camera's frame in one batch: the node
+    tells the factory how many cameras it serves (one for the single-camera node)."""
+    from mtl_perception.inference import factory
+    from mtl_perception.ros.node import build_pipeline
+    from mtl_perception.ros.parameters import SPECS
+
+    model = tiny_checkpoint(tmp_path / "tiny.pt")
+    asked: list[int] = []
+    real = factory.create_backend
+
+    def recording(*args, batch=1, **options):
+        asked.append(batch)
+        return real(*args, batch=batch, **options)
+
+    monkeypatch.setattr(factory, "create_backend", recording)
+    values = {name: spec.default for name, spec in SPECS.items()} | {"model_path": str(model), "backend": "torch"}
+    for cameras in ("", "front,left,rear", "front,,rear"):
+        build_pipeline(values | {"cameras": cameras})
+    assert asked == [1, 3, 2]

@@ -340,3 +340,22 @@ def test_a_fixed_batch_model_takes_the_cameras_one_at_a_time(image, tmp_path_fac
     assert fixed.max_batch == 1
     results = fixed.process_many([CameraFrame(image), CameraFrame(image[::2, ::2].copy())], {"semantic"})
     assert [r.semantic.shape for r in results] == [image.shape[:2], (image.shape[0] // 2, image.shape[1] // 2)]
+
+
+def test_the_pipeline_batches_what_its_backend_takes(image, tmp_path_factory):
+    """A backend that takes two images per forward (a TensorRT profile 1..2) gets three
+    cameras as a batch of two and one of one."""
+    from mtl_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from mtl_perception.inference.pipeline import CameraFrame
+
+    class TakesTwo(OnnxRuntimeBackend):
+        sizes: list[int] = []
+        max_batch = 2
+
+        def forward(self, x):
+            self.sizes.append(int(x.shape[0]))
+            return super().forward(x)
+
+    pipeline = Pipeline(TakesTwo(shared_onnx(tmp_path_factory, dynamic=True), torch.device("cpu")))
+    results = pipeline.process_many([CameraFrame(image)] * 3, {"semantic"})
+    assert TakesTwo.sizes == [2, 1] and len(results) == 3

@@ -59,6 +59,12 @@ class Backend(ABC):
         """What :meth:`forward` takes: uint8 for raw-input models, else float32."""
         return torch.uint8 if self.metadata.raw_input else torch.float32
 
+    @property
+    def max_batch(self) -> int | None:
+        """Images one :meth:`forward` takes at most: None for any number (a dynamic graph), 1
+        for a fixed-shape export; a TensorRT engine says what its profile was built for."""
+        return None if self.metadata.dynamic else 1
+
     @abstractmethod
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run the network on a batch on ``self.device`` (see the module docstring)."""

@@ -68,12 +68,16 @@ def create_backend(
     model_path: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
     precision: str | None = None,
+    batch: int = 1,
     **options: Any,
 ) -> Backend:
     """Open ``model_path`` (default: the shipped model) with backend ``name`` on ``device``.
 
     ``precision``: fp32 | fp16 (| bf16 for torch); ``None`` takes the model file's own (an
-    ONNX or engine's graph precision; fp32 for a checkpoint).
+    ONNX or engine's graph precision; fp32 for a checkpoint). ``batch``: the most images the
+    caller passes to one forward (a multi-camera node: its camera count); a TensorRT engine
+    built here takes up to that many when the model allows a batch (a checkpoint, an ONNX
+    exported with ``--dynamic``); torch and onnxruntime take any batch of a dynamic model.
 
     ``options``: torch: ``channels_last``, ``compile``, ``cuda_graphs``; onnxruntime:
     ``threads``, ``cache_dir``; tensorrt: ``cache_dir``, ``height``, ``width``, ``max_batch``.
@@ -119,10 +123,25 @@ def create_backend(
     if path.suffix in CHECKPOINT_SUFFIXES:
         graph_precision = onnx_precision_for(import_tensorrt().__version__, precision)
         source = _as_onnx(path, cache_dir, graph_precision, argmax=True)
+    options.setdefault("max_batch", _engine_batch(source, batch))
     backend = TensorRTBackend(open_engine(source, dev, precision, cache_dir, **options), dev)
     if precision is not None and backend.precision != precision:
         raise UserError(f"{path} is a {backend.precision} engine, not {precision}")
     return backend
+
+
+def _engine_batch(source: Path, batch: int) -> int:
+    """The batch to build an engine of ``source`` for: ``batch`` where its graph takes one, 1
+    for a fixed-shape ONNX (its cameras then run one at a time, as the log says)."""
+    if batch <= 1 or source.suffix != ".onnx":
+        return 1  # an .engine was built already: it takes what its profile says
+    from mtl_perception.inference.metadata import read_onnx_metadata
+
+    if read_onnx_metadata(str(source)).dynamic:
+        return batch
+    LOG.warning("%s is a fixed-shape ONNX (batch 1): its %d images per round run one at a time; "
+                "export with --dynamic for one batch", source.name, batch)
+    return 1
 
 
 def _as_onnx(path: Path, cache_dir: Path, precision: str, argmax: bool = False) -> Path:

@@ -272,9 +272,8 @@ class Pipeline:
 
     @property
     def max_batch(self) -> int | None:
-        """Images one forward pass takes: any number for a dynamic graph, 1 for a fixed-shape
-        export and for TensorRT engines (built for one batch size unless exported otherwise)."""
-        return None if self.metadata.dynamic and self.backend.name != "tensorrt" else 1
+        """Images one forward pass takes (None: any number); more are split into several."""
+        return self.backend.max_batch
 
     def process_many(
         self,

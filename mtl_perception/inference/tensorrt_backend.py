@@ -127,6 +127,13 @@ _TORCH_DTYPES = {
 }
 
 
+def engine_max_batch(engine: Any, input_name: str) -> int:
+    """The largest batch ``engine`` runs: its input's fixed batch, or the maximum of its first
+    optimisation profile when the batch is dynamic (-1)."""
+    batch = int(engine.get_tensor_shape(input_name)[0])
+    return batch if batch > 0 else int(engine.get_tensor_profile_shape(input_name, 0)[2][0])
+
+
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
@@ -156,7 +163,12 @@ class TensorRTBackend(Backend):
         self.output_dtypes = {
             n: _TORCH_DTYPES[self.engine.get_tensor_dtype(n).name] for n in names if n != self.input_name
         }
+        self._max_batch = engine_max_batch(self.engine, self.input_name)
         self.path = str(engine_path)
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x.to(self.device, self.input_torch_dtype).contiguous()

@@ -142,7 +142,8 @@ class ShapeProfile:
 
     @classmethod
     def for_model(cls, metadata: ModelMetadata, height: int, width: int, max_batch: int = 1) -> "ShapeProfile":
-        """Batch 1..``max_batch`` (optimised for 1) at ``height`` x ``width`` in the model's layout.
+        """Batch 1..``max_batch`` at ``height`` x ``width`` in the model's layout, optimised for
+        ``max_batch``: a node of N cameras sends all N frames in one batch in most rounds.
 
         The pipeline always resizes to one network size, so only the batch varies: a profile
         that is exact in H and W lets TensorRT pick kernels for that size alone.
@@ -158,7 +159,7 @@ class ShapeProfile:
         def shape(batch: int) -> tuple[int, ...]:
             return (batch, height, width, 3) if metadata.raw_input else (batch, 3, height, width)
 
-        return cls(shape(1), shape(1), shape(max_batch))
+        return cls(shape(1), shape(max_batch), shape(max_batch))
 
     @property
     def is_fixed(self) -> bool:

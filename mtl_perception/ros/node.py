@@ -116,6 +116,10 @@ class FiniteGuard(Backend):
         if finite is not None and not bool(finite):
             raise FrameError(Fault.NON_FINITE_OUTPUT, "non-finite network output (NaN or inf); frame skipped")
 
+    @property
+    def max_batch(self) -> int | None:
+        return self.inner.max_batch
+
     def describe(self) -> str:
         return self.inner.describe()
 
@@ -130,7 +134,10 @@ def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tu
 
     if backend is None:
         precision = None if values["precision"] == "auto" else values["precision"]
-        backend = create_backend(values["backend"], values["model_path"] or None, values["device"], precision)
+        cameras = len([name for name in values["cameras"].split(",") if name]) or 1
+        backend = create_backend(
+            values["backend"], values["model_path"] or None, values["device"], precision, batch=cameras
+        )
     guard = FiniteGuard(backend)
     pipeline = Pipeline(
         guard,
@@ -343,6 +350,15 @@ class PerceptionNode(Node):
             "model_config_hash": pipeline.metadata.config_hash,
             "network_size": "x".join(map(str, pipeline.network_size or ("input",))),
         })
+        if len(self._cameras) > 1:
+            # What a round costs: one forward for every camera, or one per batch the model takes.
+            self._info["batch"] = f"{len(self._cameras)} cameras, up to {pipeline.max_batch or 'all'} per forward"
+            if pipeline.max_batch is not None and pipeline.max_batch < len(self._cameras):
+                self.get_logger().warning(
+                    f"this model takes {pipeline.max_batch} image(s) per forward: the {len(self._cameras)} cameras run in "
+                    "several forwards per round (a checkpoint, an ONNX exported with --dynamic, or an engine built "
+                    "with --max-batch for them runs them as one batch)"
+                )
         self._pipeline = pipeline
         self._on_parameters({})  # values set while the model loaded
         qos_line = ", ".join(f"{c.image_topic} ({c.reliability})" for c in self._cameras.values())
