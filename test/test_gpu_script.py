@@ -19,7 +19,7 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools" / "gpu"
 
 def _cli_calls() -> list[list[str]]:
     text = (TOOLS / "run.sh").read_text().replace("\\\n", " ")
-    calls = [shlex.split(m.group(1)) for m in re.finditer(r"^step \d+ \S+ mtl-perception (.+)$", text, re.M)]
+    calls = [shlex.split(m.group(1)) for m in re.finditer(r"^\s*step \d+ \S+ mtl-perception (.+)$", text, re.M)]
     return [[word.replace('"$OUT"', "out").replace("$OUT", "out") for word in call] for call in calls]
 
 
