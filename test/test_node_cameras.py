@@ -140,6 +140,14 @@ def test_a_model_of_batch_one_serves_several_cameras_and_says_how(rig, tmp_path_
             lambda: next((s for s in harness.diagnostics("/fixed/a/image", since=start) if "batch" in s), None), 30
         )
         assert status and status["batch"] == "2 cameras, up to 1 per forward", status
+        outputs = [f"/fixed/{camera}/semantic/labels" for camera in ("a", "b")]
+        harness.subscribe(outputs)
+        for camera, output in zip(("a", "b"), outputs):
+            stamp, got = harness.send_until(
+                lambda: harness.send_image(_image("front"), topic=f"/fixed/{camera}/image"), [output], 60
+            )
+            assert stamp_ns(got[output].header) == stamp
+        harness.unsubscribe(outputs)
     finally:
         harness.executor.remove_node(node)
         node.stop()
