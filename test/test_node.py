@@ -195,6 +195,21 @@ def test_outputs_nobody_subscribes_to_are_not_computed(harness, subscribed, imag
     assert harness.wait_for(only_labels, timeout=30, period=0.5)
 
 
+def test_frames_nobody_listens_to_are_skipped_and_diagnostics_say_so(harness, image):
+    """With no subscriber the node computes nothing, books every frame as skipped and says why
+    its output rate is zero, instead of an "OK, 0 Hz out" that looks like a stall."""
+    since = time.monotonic()
+
+    def idle() -> dict | None:
+        harness.send_image(image, topic=IMAGE_TOPIC)
+        reports = harness.diagnostics(IMAGE_TOPIC, since)
+        return reports[-1] if reports and "nothing computed" in reports[-1]["message"] else None
+
+    report = harness.wait_for(idle, timeout=30, period=0.3)
+    assert report, (harness.diagnostics(IMAGE_TOPIC, since) or [None])[-1]
+    assert report["message"].endswith("no output has a subscriber") and int(report["frames_skipped"]) > 0
+
+
 def test_depth_points_and_disparity_agree_with_the_pipeline_run_in_process(harness, subscribed, image, backend):
     from mtl_perception.inference.pipeline import Pipeline
 

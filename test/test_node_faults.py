@@ -498,7 +498,7 @@ def test_fault_injection_then_a_good_frame_gets_every_output_and_diagnostics_tel
         its inference or its publishing) settle within a round; a frame lost from the books
         never does, and the wait fails showing the last report."""
         received = int(r["frames_received"]) - int(start["frames_received"])
-        books = sum(int(r[k]) - int(start[k]) for k in ("frames_processed", "frames_dropped"))
+        books = sum(int(r[k]) - int(start[k]) for k in ("frames_processed", "frames_dropped", "frames_skipped"))
         books += sum(int(r[f"faults_{k}"]) - int(start[f"faults_{k}"]) for k in rejected_kinds)
         return received >= total and books == received
 
@@ -624,6 +624,32 @@ def test_the_reporter_logs_errors_and_warnings_through_a_real_rclpy_logger_in_an
     assert snap.rejected == 4 and snap.warnings_since_last == 4
     out = "".join(capfd.readouterr())
     assert out.count("[WARN]") == 4 and out.count("[ERROR]") == 4, out
+
+
+def test_skipped_frames_are_booked_and_an_idle_node_says_why_nothing_comes_out():
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
+
+    now = [100.0]
+    stats = FrameStats(window_s=5.0, clock=lambda: now[0])
+
+    def status():
+        return to_diagnostics(stats.snapshot(), Time(), "n", "/cam/image", {}).status[0]
+
+    for _ in range(3):
+        stats.received(replaced_unprocessed=False)
+        stats.skipped()
+    first = status()
+    values = {kv.key: kv.value for kv in first.values}
+    assert first.level == DiagnosticStatus.OK and "nothing computed: no output has a subscriber" in first.message
+    assert (values["frames_received"], values["frames_skipped"], values["frames_processed"]) == ("3", "3", "0")
+    stats.received(replaced_unprocessed=False)
+    stats.published(0.01, 0.01, 0.005)  # somebody subscribed: a frame went out
+    assert "Hz out of" in status().message
+    now[0] += 10.0  # skipping long ago and nothing since: no longer "idle" but a stale camera
+    assert "no image on /cam/image" in status().message
 
 
 def test_the_reporter_throttles_per_kind_and_says_how_many_it_held_back():

@@ -1,8 +1,10 @@
 """What the node tells ``/diagnostics`` once a second: rates, latency, drops, model, errors.
 
-``FrameStats`` is written from two threads (the subscription callback counts arrivals and
-drops, the inference worker counts results and errors) and read by the 1 Hz timer, so every
-method takes one lock. Rates and percentiles cover a sliding window: long enough for a
+``FrameStats`` is written from three threads (the subscription callback counts arrivals and
+drops, the inference thread errors and skipped frames, the publishing thread results) and read
+by the 1 Hz timer, so every method takes one lock. Every frame received ends up in exactly one
+book: processed, rejected, dropped (superseded before inference took it) or skipped (nobody
+subscribed to an output it could make), once it has left the node. Rates and percentiles cover a sliding window: long enough for a
 stable p95 at 10 Hz, short enough that a change shows within seconds.
 """
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Snapshot:
     last_warning: str = ""
     faults: tuple[tuple[str, int], ...] = ()  # (kind, count since start) of every Fault
     failure: str = ""  # the node can no longer process frames (the worker stopped)
+    skipped: int = 0
+    idle: bool = False  # frames skipped in the window and none published: nobody listens
 
 
 class FrameStats:
@@ -56,7 +60,8 @@ class FrameStats:
         self._lock = threading.Lock()
         self._arrivals: deque[float] = deque()
         self._outputs: deque[tuple[float, ...]] = deque()  # (t, receive->publish, stamp->publish, pipeline) s
-        self._received = self._processed = self._dropped = self._rejected = 0
+        self._received = self._processed = self._dropped = self._rejected = self._skipped = 0
+        self._last_skip_t: float | None = None
         self._errors_since_last = self._warnings_since_last = 0
         self._last_error = self._last_warning = self._failure = ""
         self._last_error_t: float | None = None
@@ -84,6 +89,12 @@ class FrameStats:
             self._processed += 1
             self._outputs.append((now, receive_to_publish_s, stamp_to_publish_s, pipeline_s))
             self._trim(now)
+
+    def skipped(self) -> None:
+        """A frame taken and left alone: none of its outputs has a subscriber it can serve."""
+        with self._lock:
+            self._skipped += 1
+            self._last_skip_t = self._clock()
 
     def fault(self, fault: Fault, message: str) -> None:
         """A fault of kind ``fault``: a rejected frame (an error) or a frame let through with less."""
@@ -132,6 +143,8 @@ class FrameStats:
                 last_warning=self._last_warning,
                 faults=tuple((fault.value, n) for fault, n in self._faults.items()),
                 failure=self._failure,
+                skipped=self._skipped,
+                idle=not self._outputs and self._last_skip_t is not None and now - self._last_skip_t < self._window,
             )
             self._errors_since_last = self._warnings_since_last = 0
             return snap
@@ -159,6 +172,8 @@ def _level_and_message(snap: Snapshot, image_topic: str, loading: str) -> tuple[
         return DiagnosticStatus.WARN, f"no image on {image_topic} for more than {STALE_INPUT_S:.0f} s"
     if snap.warnings_since_last:
         return DiagnosticStatus.WARN, f"{snap.warnings_since_last} warning(s): {snap.last_warning}"
+    if snap.idle:
+        return DiagnosticStatus.OK, f"{snap.input_rate_hz:.1f} Hz in, nothing computed: no output has a subscriber"
     return DiagnosticStatus.OK, f"{snap.output_rate_hz:.1f} Hz out of {snap.input_rate_hz:.1f} Hz in"
 
 
@@ -181,6 +196,7 @@ def to_diagnostics(
         "frames_processed": str(snap.processed),
         "frames_dropped": str(snap.dropped),
         "frames_rejected": str(snap.rejected),
+        "frames_skipped": str(snap.skipped),
         "window_s": f"{WINDOW_S:.0f}",
         **info,
         "last_error": snap.last_error,

@@ -436,11 +436,15 @@ class PerceptionNode(Node):
         topics = [t for t, pub in camera.output_pubs.items() if pub.get_subscription_count() > 0]
         if not topics:
             camera.last_topics = []
+            camera.stats.skipped()
             return None
         image, order = self._decode(frame.msg)
         model = self._camera(camera, image.shape[1], image.shape[0])
         topics = camera.last_topics = self._producible(camera, topics, model)
-        return _Prepared(camera, frame, image, order, model, topics) if topics else None
+        if not topics:
+            camera.stats.skipped()
+            return None
+        return _Prepared(camera, frame, image, order, model, topics)
 
     def _infer(self, frames: dict[str, Frame]) -> list[_Computed]:
         """One round: every camera's newest frame through one batch (nothing to publish: empty)."""
