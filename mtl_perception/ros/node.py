@@ -1,21 +1,22 @@
 """``perception_node``: the ROS 2 adapter around the inference Pipeline (DESIGN.md section 4).
 
 Threads: the executor thread runs the subscription callbacks, which only store the newest
-frame (a frame the worker never took is dropped and counted), the parameter services and the
-1 Hz diagnostics; the inference thread decodes and runs the pipeline; the publishing thread
-encodes and publishes a frame's outputs while the inference thread already runs the next
-(``outbox.py``), so the frame rate is that of the slower stage, not of both in a row. Latency
-therefore stays bounded (one run of each stage and one wait) however fast the camera is, and
-a slow frame never blocks the callbacks.
+frame (a frame the inference thread never took is dropped and counted), the parameter
+services and the 1 Hz diagnostics; the inference thread decodes and runs the pipeline; the
+publishing thread encodes and publishes a frame's outputs while the inference thread already
+runs the next (``outbox.py``), so the frame rate is that of the slower stage, not of both in a
+row. Latency therefore stays bounded (one run of each stage and one wait) however fast the
+camera is, and a slow frame never blocks the callbacks.
 
-Only the outputs somebody subscribes to are computed: the worker asks the pipeline for
-exactly the outputs behind the topics with subscribers. Image outputs come at
-``output_resolution`` (the network's by default: the per-frame cost then does not grow with
-the camera's pixels), each group with a ``camera_info`` of that resolution next to it
-(``CAMERA_INFOS``); points and markers are always made from network-resolution data. Bad frames (unknown encoding, wrong
-step or size, empty, undecodable, non-finite network output) are logged (throttled per
-kind, ``faults.py``), counted per kind in /diagnostics and skipped; the node goes on with the
-next frame. Should the worker ever stop anyway, /diagnostics says so at ERROR level and
+Only the outputs somebody subscribes to are computed: the inference thread asks the pipeline
+for exactly the outputs behind the topics with subscribers (a frame nobody wants is booked as
+skipped). Image outputs come at ``output_resolution`` (the network's by default: the
+per-frame cost then does not grow with the camera's pixels), each group with a
+``camera_info`` of that resolution next to it (``CAMERA_INFOS``); points and markers are
+always made from network-resolution data. Bad frames (unknown encoding, wrong step or size,
+empty, undecodable, non-finite network output) are logged (throttled per kind,
+``faults.py``), counted per kind in /diagnostics and rejected; the node goes on with the next
+frame. Should either thread ever stop anyway, /diagnostics says so at ERROR level and
 ``main`` exits with status 1, so a supervisor (launch's ``respawn``, systemd) restarts the
 node instead of it idling with a healthy look.
 """
