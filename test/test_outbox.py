@@ -3,6 +3,7 @@ dropped, the producer held back while the slot is full, both sides released by `
 from __future__ import annotations
 
 import threading
+import time
 
 from mtl_perception.ros.outbox import Outbox
 
@@ -29,7 +30,8 @@ def test_every_item_arrives_once_in_order_with_a_slow_consumer():
     for _ in range(20):
         release.release()
     _join(producer)
-    while len(received) < 20 and consumer.is_alive():
+    deadline = time.monotonic() + 30  # a lost item would leave the consumer waiting: fail, not hang
+    while len(received) < 20 and time.monotonic() < deadline:
         consumer.join(timeout=0.01)
     outbox.close()
     _join(consumer)
