@@ -3,9 +3,10 @@
 ``FrameStats`` is written from three threads (the subscription callback counts arrivals and
 drops, the inference thread errors and skipped frames, the publishing thread results) and read
 by the 1 Hz timer, so every method takes one lock. Every frame received ends up in exactly one
-book: processed, rejected, dropped (superseded before inference took it) or skipped (nobody
-subscribed to an output it could make), once it has left the node. Rates and percentiles cover a sliding window: long enough for a
-stable p95 at 10 Hz, short enough that a change shows within seconds.
+book once it has left the node: processed, rejected, dropped (superseded before inference took
+it) or skipped (nobody subscribed to an output it could make). Rates and percentiles cover a
+sliding window: long enough for a stable p95 at 10 Hz, short enough that a change shows within
+seconds.
 """
 from __future__ import annotations
 

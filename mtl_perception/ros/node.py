@@ -125,6 +125,11 @@ class FiniteGuard(Backend):
         return self.inner.describe()
 
 
+def camera_names(values: dict[str, Any]) -> list[str]:
+    """The cameras the ``cameras`` parameter names; [""] for the single-camera node."""
+    return [name for name in values["cameras"].split(",") if name] or [""]
+
+
 def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tuple[Pipeline, FiniteGuard]:
     """The pipeline the parameters describe; UserError for a missing or unreadable model.
 
@@ -135,9 +140,9 @@ def build_pipeline(values: dict[str, Any], backend: Backend | None = None) -> tu
 
     if backend is None:
         precision = None if values["precision"] == "auto" else values["precision"]
-        cameras = len([name for name in values["cameras"].split(",") if name]) or 1
         backend = create_backend(
-            values["backend"], values["model_path"] or None, values["device"], precision, batch=cameras
+            values["backend"], values["model_path"] or None, values["device"], precision,
+            batch=len(camera_names(values)),
         )
     guard = FiniteGuard(backend)
     pipeline = Pipeline(
@@ -219,7 +224,7 @@ class PerceptionNode(Node):
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         transport = self._values["input_transport"]
         self._image_type = CompressedImage if transport == "compressed" else Image
-        names = [n for n in self._values["cameras"].split(",") if n] or [""]
+        names = camera_names(self._values)
         if len(set(names)) < len(names):
             raise UserError(f"cameras: a camera is named twice in {self._values['cameras']!r}")
         self._cameras = {name: self._open_camera(name, transport) for name in names}
