@@ -6,7 +6,7 @@ import math
 import torch
 
 from mtl_perception.data.labels import PALETTE, SKY_TRAIN_ID
-from mtl_perception.postprocess.colormap import colorize_depth, colorize_instances, colorize_semantic
+from mtl_perception.postprocess.colormap import colorize_depth, colorize_depth_torch, colorize_instances, colorize_semantic
 from mtl_perception.postprocess.depth import disparity_to_depth, disparity_to_depth_torch
 
 
@@ -66,3 +66,27 @@ def test_depth_colours_near_differs_from_far_and_unknown_is_black():
     color = colorize_depth(depth)
     assert color[0, 0].tolist() != color[0, 1].tolist()
     assert color[0, 2].tolist() == [0, 0, 0] and color[0, 3].tolist() == [0, 0, 0]
+
+
+def test_depth_colours_of_the_cpu_and_the_gpu_branch_agree():
+    """numpy on the CPU, torch on a GPU: the same colour at every pixel, black where unknown."""
+    generator = torch.Generator().manual_seed(0)
+    depth = torch.rand(64, 96, generator=generator) * 120.0
+    depth[0, :8] = float("nan")
+    depth[1, :8] = float("inf")
+    depth[2, :8] = 0.0
+    for range_m in ((3.0, 80.0), (1.0, 20.0)):
+        cpu = colorize_depth(depth, *range_m)
+        assert cpu.dtype == torch.uint8 and cpu.shape == (64, 96, 3)
+        assert torch.equal(cpu, colorize_depth_torch(depth, *range_m))
+        assert (cpu[:2, :8] == 0).all() and (cpu[2, :8] != 0).any(dim=-1).all()
+
+
+def test_instance_colours_read_ids_as_the_published_16_bit_map():
+    """int16 labels (the pipeline's, published as mono16) and their uint16 reading colour alike."""
+    ids16 = torch.tensor([[0, 1, 4095, 4096, 32767]], dtype=torch.int16)
+    wide = torch.tensor([[0, 1, 4095, 4096, 32767]], dtype=torch.int32)
+    assert torch.equal(colorize_instances(ids16), colorize_instances(wide))
+    # ids cycle through the colour table after 4095 instances, never onto black
+    assert colorize_instances(ids16)[0, 3].tolist() == colorize_instances(ids16)[0, 1].tolist()
+    assert (colorize_instances(torch.tensor([[-1]], dtype=torch.int16)) > 0).any()

@@ -13,7 +13,7 @@ from mtl_perception.data.labels import SKY_TRAIN_ID
 from mtl_perception.errors import UserError
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.inference.factory import create_backend
-from mtl_perception.inference.pipeline import OUTPUTS, Pipeline, pack, unpack
+from mtl_perception.inference.pipeline import OUTPUTS, Pipeline, _channel_argmax, pack, unpack
 from mtl_perception.postprocess.resize import nearest as _nearest_resize
 from mtl_perception.postprocess.depth import disparity_to_depth
 
@@ -74,6 +74,15 @@ def test_ids_are_nearest_resized_network_argmax(pipeline, image):
     untied = ~(_ties(HEIGHT, IN_H)[:, None] | _ties(WIDTH, IN_W)[None, :])
     assert untied.mean() > 0.6
     np.testing.assert_array_equal(got[untied], expected[untied])
+
+
+def test_channel_argmax_is_argmax_with_the_first_class_on_ties():
+    """The CPU reduction over NCHW channels: argmax's ids and the maximum, ties included."""
+    logits = np.random.default_rng(3).integers(-2, 3, size=(19, 40, 60)).astype(np.float32)  # many ties
+    best, ids = _channel_argmax(logits)
+    assert ids.dtype == np.uint8
+    np.testing.assert_array_equal(ids, logits.argmax(0))  # numpy's argmax: first occurrence
+    np.testing.assert_array_equal(best, logits.max(0))
 
 
 def test_channels_first_and_channels_last_logits_give_the_same_ids_and_scores(pipeline, image, tmp_path_factory):

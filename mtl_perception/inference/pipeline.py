@@ -202,6 +202,17 @@ def _to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return unpack(host, layout)
 
 
+def _channel_argmax(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C, H, W) float logits -> (their maximum, the first class reaching it as uint8)."""
+    best = logits.max(0)
+    ids = np.zeros(best.shape, np.uint8)
+    reached = np.empty(best.shape, bool)
+    for c in range(logits.shape[0] - 1, -1, -1):  # the lowest class written last wins ties
+        np.equal(logits[c], best, out=reached)
+        np.putmask(ids, reached, c)
+    return best, ids
+
+
 class Pipeline:
     """Preprocess, backend, postprocess, one host copy. See the module docstring.
 
@@ -564,9 +575,11 @@ class Pipeline:
 
         The reduction runs along whichever axis is contiguous in memory. For NCHW logits on the
         CPU, ``argmax`` over channels is a slow strided reduction; the channel maximum
-        (``amax``, vectorised) and one compare per class give the same ids, first class on ties
-        like ``argmax``, about 4x faster (docs/measurements.md). Channels-last logits (the
-        torch backend's) reduce over their contiguous last axis with ``max``, as fast.
+        (vectorised) and one compare per class give the same ids, first class on ties like
+        ``argmax``, about 4x faster, and in numpy (``equal`` into one reused mask, ``putmask``)
+        2x faster again than the same steps in torch, whose every call costs more than the
+        work at 128x256 (docs/measurements.md). Channels-last logits (the torch backend's)
+        reduce over their contiguous last axis with ``max``, as fast.
         """
         if "semantic_ids" in raw:
             return raw["semantic_ids"][0], None
@@ -578,13 +591,10 @@ class Pipeline:
             best, ids = best.view(h, w), index.to(torch.uint8).view(h, w)
         else:
             flat, class_dim = logits.reshape(classes, h * w), 0
-            best = logits.amax(0)
             if logits.is_cuda:
-                ids = logits.argmax(0).to(torch.uint8)
+                best, ids = logits.amax(0), logits.argmax(0).to(torch.uint8)
             else:
-                ids = torch.zeros(best.shape, dtype=torch.uint8)
-                for c in range(classes - 1, -1, -1):
-                    ids.masked_fill_(logits[c] == best, c)
+                best, ids = (torch.from_numpy(a) for a in _channel_argmax(logits.numpy()))
         if not with_confidence:
             return ids, None
         return ids, self._thing_confidence(flat, class_dim, best, ids)
