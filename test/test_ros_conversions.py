@@ -139,6 +139,15 @@ def test_bad_compressed_images_raise_a_clear_error(data, message):
         conv.compressed_to_rgb(CompressedImage(format="jpeg", data=data))
 
 
+@pytest.mark.parametrize(
+    "values, expected",
+    [([[1.0, 2.0], [3.0, 8.0]], (1.0, 8.0)), ([[np.inf, 2.0], [np.nan, 8.0]], (2.0, 8.0)), ([[np.nan, np.inf]], (0.0, 0.0))],
+)
+def test_disparity_range_counts_finite_values_only(values, expected):
+    msg = conv.to_disparity_image(np.array(values, np.float32), f=500.0, t=0.22, header=HEADER)
+    assert (msg.min_disparity, msg.max_disparity) == expected
+
+
 def test_disparity_image_carries_f_t_and_range():
     disparity = np.array([[1.0, 2.0], [np.nan, 8.0]], np.float32)
     msg = conv.to_disparity_image(disparity, f=500.0, t=0.22, header=HEADER)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import io
+import math
 import sys
 from typing import TYPE_CHECKING, Iterable
 
@@ -178,11 +179,20 @@ def to_disparity_image(disparity: np.ndarray, f: float, t: float, header: Header
     msg.image = numpy_to_image(disparity.astype(np.float32, copy=False), "32FC1", header)
     msg.f, msg.t = float(f), float(t)
     msg.valid_window.width, msg.valid_window.height = msg.image.width, msg.image.height
-    finite = disparity[np.isfinite(disparity)]
-    msg.min_disparity = float(finite.min()) if finite.size else 0.0
-    msg.max_disparity = float(finite.max()) if finite.size else 0.0
+    msg.min_disparity, msg.max_disparity = _finite_range(disparity)
     msg.delta_d = DISPARITY_STEP_PX
     return msg
+
+
+def _finite_range(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite values, (0, 0) if none. Two plain reductions first: the network's
+    disparity is finite, and masking a camera-sized map (a copy of every finite value) cost 4 ms
+    at 1024x2048."""
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if math.isfinite(lo) and math.isfinite(hi):
+        return lo, hi
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
 
 
 #: One point of ``points``: x y z (metres, camera optical frame), rgb packed as in PCL
