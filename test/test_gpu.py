@@ -58,3 +58,38 @@ def test_torch_pipeline_on_the_gpu_matches_the_cpu(model_path, camera_frame, pre
     finite = np.isfinite(cpu.disparity) & np.isfinite(gpu.disparity)
     assert np.median(np.abs(cpu.disparity[finite] - gpu.disparity[finite])) < 0.05
     assert abs(len(cpu.instance_list) - len(gpu.instance_list)) <= 2
+
+
+def test_colour_maps_and_sky_mask_on_the_gpu_give_the_cpu_result():
+    """The CPU branches run numpy; the GPU's the torch gathers on device tables."""
+    from mtl_perception.postprocess.colormap import colorize_depth, colorize_instances, colorize_semantic
+    from mtl_perception.postprocess.depth import sky_mask
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 256, (64, 96), dtype=torch.uint8, generator=generator)
+    instances = torch.randint(-1, 32767, (64, 96), dtype=torch.int16, generator=generator)
+    depth = torch.rand(64, 96, generator=generator) * 120.0
+    depth[0, :8], depth[1, :8] = float("nan"), float("inf")
+    for make, x in ((colorize_semantic, ids), (colorize_instances, instances), (colorize_depth, depth), (sky_mask, ids)):
+        on_gpu = make(x.cuda())
+        assert on_gpu.is_cuda and torch.equal(make(x), on_gpu.cpu()), make.__name__
+
+
+@pytest.mark.parametrize("output_resolution", ["network", "input"])
+def test_every_output_on_the_gpu_has_the_cpu_shape_and_type(model_path, camera_frame, output_resolution):
+    """Every output, at both resolutions, through the device's own kernels (resize, colours, depth)."""
+    from mtl_perception.inference.factory import create_backend
+    from mtl_perception.inference.pipeline import OUTPUTS, Pipeline
+
+    results = [
+        Pipeline(create_backend("torch", model_path, device), output_resolution=output_resolution)(
+            camera_frame, outputs=OUTPUTS, network_outputs=("semantic", "instances", "depth")
+        )
+        for device in ("cpu", "cuda")
+    ]
+    cpu, gpu = results
+    for name in sorted(OUTPUTS):
+        a, b = getattr(cpu, name), getattr(gpu, name)
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+    assert (cpu.semantic == gpu.semantic).mean() >= 0.995
+    assert (cpu.network or cpu).image.shape == (gpu.network or gpu).image.shape

@@ -9,6 +9,8 @@ obstacles (what a driver cares about) well separated.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -39,19 +41,27 @@ def _instance_lut16(colors: np.ndarray) -> np.ndarray:
 
 TURBO = _turbo_lut()
 INSTANCE_COLORS = _instance_lut()
-_INSTANCE_COLORS16 = _instance_lut16(INSTANCE_COLORS)
+#: The tables by name, so that each is copied to a GPU once (``_device_table``).
+_TABLES: dict[str, np.ndarray] = {"palette": PALETTE, "turbo": TURBO, "instances": _instance_lut16(INSTANCE_COLORS)}
 
 
-def _gather(table: np.ndarray, index: torch.Tensor) -> torch.Tensor:
+@functools.lru_cache(maxsize=None)
+def _device_table(name: str, device: torch.device) -> torch.Tensor:
+    """A table on ``device``, copied there once: a copy per frame (192 KiB for the instance
+    table) would also stall the GPU stream, host memory being pageable."""
+    return torch.as_tensor(_TABLES[name], device=device)
+
+
+def _gather(name: str, index: torch.Tensor) -> torch.Tensor:
     """``table[index]``: (..., 3) uint8 colours of the (...) integer indices (all < len(table))."""
     if index.device.type == "cpu":
-        return torch.from_numpy(np.take(table, index.numpy(), axis=0))
-    return torch.as_tensor(table, device=index.device)[index.long()]
+        return torch.from_numpy(np.take(_TABLES[name], index.numpy(), axis=0))
+    return _device_table(name, index.device)[index.long()]
 
 
 def colorize_semantic(train_ids: torch.Tensor, image: torch.Tensor | None = None, alpha: float = 0.5) -> torch.Tensor:
     """(H, W) uint8 train ids (255 = none) -> (H, W, 3) uint8; blended over ``image`` (H, W, 3 uint8) if given."""
-    color = _gather(PALETTE, train_ids)
+    color = _gather("palette", train_ids)
     if image is None or alpha >= 1.0:
         return color
     return blend(color, image, alpha)
@@ -60,7 +70,7 @@ def colorize_semantic(train_ids: torch.Tensor, image: torch.Tensor | None = None
 def colorize_instances(instance_ids: torch.Tensor) -> torch.Tensor:
     """(H, W) instance ids (0 = none), read as 16-bit like the published mono16 map -> (H, W, 3)
     uint8, one colour per id."""
-    return _gather(_INSTANCE_COLORS16, instance_ids.to(torch.int32) & 0xFFFF)  # int16 -1 -> 65535, as mono16 reads it
+    return _gather("instances", instance_ids.to(torch.int32) & 0xFFFF)  # int16 -1 -> 65535, as mono16 reads it
 
 
 def colorize_depth(depth: torch.Tensor, min_depth: float = 3.0, max_depth: float = 80.0) -> torch.Tensor:
@@ -74,7 +84,7 @@ def colorize_depth_torch(depth: torch.Tensor, min_depth: float, max_depth: float
     """The GPU branch, in torch alone (a function of its own so tests run it on the CPU)."""
     inv = (1.0 / depth.clamp(min_depth, max_depth) - 1.0 / max_depth) / (1.0 / min_depth - 1.0 / max_depth)
     index = (inv * 255).round().long().clamp(0, 255)
-    color = torch.as_tensor(TURBO, device=depth.device)[index]
+    color = _device_table("turbo", depth.device)[index]
     return color.masked_fill(~torch.isfinite(depth)[..., None], 0)
 
 
