@@ -60,7 +60,6 @@ METHODS: dict[str, str] = {
 NUM_THING_CLASSES = len(THING_TRAIN_IDS)
 _FIRST_THING, _LAST_THING = THING_TRAIN_IDS[0], THING_TRAIN_IDS[-1]
 assert THING_TRAIN_IDS == tuple(range(_FIRST_THING, _LAST_THING + 1)), "thing train ids must be contiguous"
-_THING_TRAIN_ID = torch.tensor(THING_TRAIN_IDS, dtype=torch.long)
 #: Bound on the elements of one distance block (bins x peaks-per-class), to cap memory.
 _BLOCK_ELEMENTS = 1 << 22
 
@@ -419,7 +418,7 @@ def assign(votes: Votes, peaks: Peaks, radius: float, min_pixels: int) -> list[I
     centroids = (torch.stack([sum_u, sum_v], dim=1).double() / n[:, None]).float()
     confidence = 1.0 if votes.confidence is None else per_instance(votes.confidence) / n
     scores = (confidence * near_votes[kept].double() / n).float()
-    classes = _THING_TRAIN_ID.to(device)[peaks.group[kept] % NUM_THING_CLASSES]
+    classes = peaks.group[kept] % NUM_THING_CLASSES + _FIRST_THING  # thing ids are contiguous (asserted above)
     pixel_counts = n
     out, lo = [], 0
     for i, size in enumerate(per_image.tolist()):
