@@ -4,7 +4,8 @@ For each backend (those that can run here), precision, network size and camera s
 camera can be larger than the network, as on a vehicle: ``--camera-sizes``), and each output
 resolution (``network``, the node's default, or the camera's ``input``): the bare forward latency
 (``backend.forward`` on a ready input tensor), the pipeline latency (uint8 camera image in,
-host arrays out, default outputs: semantic, instances, metric depth), their ratio (the
+host arrays out; ``--outputs``: the default semantic, instances and metric depth, or ``all``:
+every output, as the node computes them with every topic subscribed), their ratio (the
 pipeline's overhead; target <= 1.15 at 256x512 on the CPU) and frames per second. Forward and
 pipeline calls are interleaved, so load from other processes hits both alike; medians are
 reported, with two ratios that varying load cannot skew: ``ratio_in_call`` (each pipeline
@@ -46,6 +47,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma list of network,input: where outputs are made (default: network, the node's default)",
     )
     parser.add_argument(
+        "--outputs", default="default",
+        help="default (semantic, instances, depth), all (what the node computes with every topic subscribed: "
+        "colour images too, and the network-resolution data of points and markers), or a comma list of outputs",
+    )
+    parser.add_argument(
         "--precisions", default="auto", help="comma list of fp32,fp16,bf16 (default: fp32 on CPU, +fp16 on GPU)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -75,8 +81,26 @@ class _TimedGrouper:
         return result
 
 
-def _measure(pipeline: Any, image: Any, repeats: int, warmup: int) -> dict[str, Any]:
-    """Interleaved bare-forward and pipeline timings (ms) of one pipeline."""
+def _outputs(value: str) -> tuple[frozenset[str], frozenset[str]]:
+    """``--outputs`` as (outputs, network_outputs) for the pipeline (which checks the names)."""
+    from mtl_perception.inference.output_topics import OUTPUT_TOPICS, pipeline_outputs
+    from mtl_perception.errors import UserError
+    from mtl_perception.inference.pipeline import DEFAULT_OUTPUTS, OUTPUTS
+
+    if value == "default":
+        return DEFAULT_OUTPUTS, frozenset()
+    if value == "all":
+        return pipeline_outputs(list(OUTPUT_TOPICS))
+    names = frozenset(name.strip() for name in value.split(",") if name.strip())
+    if not names or names - OUTPUTS:
+        raise UserError(f"--outputs: default, all or a comma list of {', '.join(sorted(OUTPUTS))}; got {value!r}")
+    return names, frozenset()
+
+
+def _measure(
+    pipeline: Any, image: Any, outputs: tuple[frozenset[str], frozenset[str]], repeats: int, warmup: int
+) -> dict[str, Any]:
+    """Interleaved bare-forward and pipeline timings (ms) of one pipeline making ``outputs``."""
     backend = pipeline.backend
     x = pipeline.preprocess(image)
     pipeline.grouper = grouper = _TimedGrouper(pipeline.grouper)
@@ -87,7 +111,7 @@ def _measure(pipeline: Any, image: Any, repeats: int, warmup: int) -> dict[str, 
         backend.forward(x)
         _sync(backend.device)
         t1, c1 = time.perf_counter(), time.process_time()
-        result = pipeline(image)
+        result = pipeline(image, outputs=outputs[0], network_outputs=outputs[1])
         t2, c2 = time.perf_counter(), time.process_time()
         if i >= warmup:
             forward_ms.append((t1 - t0) * 1e3)
@@ -117,15 +141,15 @@ def _measure(pipeline: Any, image: Any, repeats: int, warmup: int) -> dict[str, 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| backend | device | precision | size | camera | outputs at | forward ms | pipeline ms | ratio "
+        "| backend | device | precision | size | camera | outputs | outputs at | forward ms | pipeline ms | ratio "
         "| ratio in call | cpu ratio | fps | pre / post (grouping) / copy ms |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         s = r["stages_ms"]
         lines.append(
             f"| {r['backend']} | {r['device']} | {r['precision']} | {r['size']} | {r['camera']} | "
-            f"{r['output_resolution']} | {r['forward_ms']:.1f} | "
+            f"{r['outputs']} | {r['output_resolution']} | {r['forward_ms']:.1f} | "
             f"{r['pipeline_ms']:.1f} | {r['ratio']:.3f} | {r['ratio_in_call']:.3f} | {r['cpu_ratio']:.3f} | "
             f"{r['fps']:.1f} | "
             f"{s['preprocess']:.1f} / {s['postprocess']:.1f} ({r['grouping_ms']:.1f}) / {s['copy']:.1f} |"
@@ -172,6 +196,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     resolutions = [r.strip() for r in args.output_resolutions.split(",")]
     if not resolutions or any(r not in ("network", "input") for r in resolutions):
         raise UserError(f"--output-resolutions: a comma list of network and input, got {args.output_resolutions!r}")
+    outputs = _outputs(args.outputs)
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="mtl_bench_") as tmp:
@@ -189,9 +214,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                             pipeline = Pipeline(backend, network_size=(h, w), output_resolution=resolution)
                             row = {
                                 "backend": name, "device": str(device), "precision": precision, "size": f"{h}x{w}",
-                                "camera": f"{ch}x{cw}", "output_resolution": resolution,
+                                "camera": f"{ch}x{cw}", "outputs": args.outputs, "output_resolution": resolution,
                             }
-                            row.update(_measure(pipeline, image, args.repeats, args.warmup))
+                            row.update(_measure(pipeline, image, outputs, args.repeats, args.warmup))
                             rows.append(row)
                             print(_table([row]).splitlines()[-1], flush=True)
     table = _table(rows)
