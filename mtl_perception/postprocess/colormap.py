@@ -1,9 +1,8 @@
 """Colour images for RViz: Cityscapes palette, per-instance colours, depth colour map.
 
 All maps are lookup tables applied with one gather: on the CPU numpy's ``take`` on the table
-(uint8 or uint16 indices as they are), 3-5x faster than torch's indexing, which first widens
-every index to int64 (0.68 -> 0.14 ms for a 128x256 semantic image, 0.81 -> 0.21 ms for depth
-colours: docs/measurements.md); on a GPU the same gather in torch on the device. Depth is
+(uint8 or int32 indices as they are), 3-5x faster than torch's indexing, which first widens
+every index to int64 (docs/measurements.md); on a GPU the same gather in torch on the device. Depth is
 coloured by inverse depth (near = warm) with matplotlib's ``turbo`` table, which keeps near
 obstacles (what a driver cares about) well separated.
 """
