@@ -82,9 +82,10 @@ class _TimedGrouper:
 
 
 def _outputs(value: str) -> tuple[frozenset[str], frozenset[str]]:
-    """``--outputs`` as (outputs, network_outputs) for the pipeline (which checks the names)."""
-    from mtl_perception.inference.output_topics import OUTPUT_TOPICS, pipeline_outputs
+    """``--outputs`` as (outputs, network_outputs) for the pipeline; unknown names refused here,
+    before a model loads (what the model cannot make, the pipeline refuses)."""
     from mtl_perception.errors import UserError
+    from mtl_perception.inference.output_topics import OUTPUT_TOPICS, pipeline_outputs
     from mtl_perception.inference.pipeline import DEFAULT_OUTPUTS, OUTPUTS
 
     if value == "default":
