@@ -150,6 +150,8 @@ def test_the_rviz_launch_file_names_what_it_needs_beyond_the_robot(rviz_launch):
 
 @pytest.mark.parametrize("distro", ["humble", "jazzy"])
 def test_the_viewer_packages_exist_in_each_distribution(distro):
-    from test_rosdep_keys import distribution_packages
+    from test_rosdep_keys import ROSDISTRO, distribution_packages
 
+    if not (ROSDISTRO / distro / "distribution.yaml").is_file():  # as the rosdep tests: no snapshot, say so
+        pytest.skip(f"no rosdistro snapshot at {ROSDISTRO} or in the checkout's shared/")
     assert _viewer_packages() <= distribution_packages(distro), _viewer_packages() - distribution_packages(distro)
