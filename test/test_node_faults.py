@@ -189,10 +189,10 @@ def test_a_dead_thread_is_an_error_in_diagnostics_and_main_exits_non_zero(
     else:
         publish = node_module.PerceptionNode._publish
 
-        def killing_publish(self, computed):  # a dark frame raises WorkerKilled while publishing
-            if float(computed.prepared.image.mean()) < 1.0:
+        def killing_publish(self, prepared, result, pipeline_s):  # a dark frame raises WorkerKilled while publishing
+            if float(prepared.image.mean()) < 1.0:
                 raise WorkerKilled("injected")
-            publish(self, computed)
+            publish(self, prepared, result, pipeline_s)
 
         monkeypatch.setattr(node_module.PerceptionNode, "_publish", killing_publish)
     harness.subscribe(["/dead/semantic/labels"])

@@ -13,7 +13,7 @@ from mtl_perception.data.labels import SKY_TRAIN_ID
 from mtl_perception.errors import UserError
 from mtl_perception.inference.camera import CameraModel
 from mtl_perception.inference.factory import create_backend
-from mtl_perception.inference.pipeline import OUTPUTS, Pipeline, _channel_argmax, pack, unpack
+from mtl_perception.inference.pipeline import OUTPUTS, CameraFrame, Pipeline, _channel_argmax, pack, unpack
 from mtl_perception.postprocess.resize import nearest as _nearest_resize
 from mtl_perception.postprocess.depth import disparity_to_depth
 
@@ -368,3 +368,37 @@ def test_the_pipeline_batches_what_its_backend_takes(image, tmp_path_factory):
     pipeline = Pipeline(TakesTwo(shared_onnx(tmp_path_factory, dynamic=True), torch.device("cpu")))
     results = pipeline.process_many([CameraFrame(image)] * 3, {"semantic"})
     assert TakesTwo.sizes == [2, 1] and len(results) == 3
+
+
+def test_a_forwarded_batch_survives_later_forwards_of_a_backend_that_reuses_its_buffers(image, tmp_path_factory):
+    """The node finishes round N on its publishing thread while round N+1 runs through the
+    network: with a backend that writes every forward into the same tensors (CUDA graph
+    replay), round N must still give its own results, not round N+1's."""
+    from mtl_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+
+    class ReusesBuffers(OnnxRuntimeBackend):
+        """Every forward's outputs copied into one set of tensors, as a replayed graph does."""
+
+        buffers: dict[str, torch.Tensor] = {}
+
+        @property
+        def reuses_outputs(self) -> bool:
+            return True
+
+        def forward(self, x):
+            for name, value in super().forward(x).items():
+                self.buffers.setdefault(name, torch.empty_like(value)).copy_(value)
+            return self.buffers
+
+    pipeline = Pipeline(ReusesBuffers(shared_onnx(tmp_path_factory, dynamic=True), torch.device("cpu")))
+    other = np.ascontiguousarray(255 - image[::-1])
+    outputs = {"semantic", "instances", "depth"}
+    expected = pipeline(image, outputs=outputs)
+    first = pipeline.forward_many([CameraFrame(image)], outputs)
+    second = pipeline.forward_many([CameraFrame(other)], outputs)
+    got, = pipeline.finish(first)
+    np.testing.assert_array_equal(got.semantic, expected.semantic)
+    np.testing.assert_array_equal(got.instances, expected.instances)
+    np.testing.assert_array_equal(got.depth, expected.depth)
+    assert not np.array_equal(pipeline.finish(second)[0].depth, got.depth)  # the rounds really differ
+    assert set(got.timings) == {"preprocess", "forward", "postprocess", "copy", "total"}

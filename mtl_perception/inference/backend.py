@@ -8,7 +8,9 @@ Input: float32 (B, 3, H, W) normalised with ``metadata.mean``/``std``, or, when
 ``metadata.raw_input``, uint8 RGB (B, H, W, 3). Outputs (keys as ``metadata.output_names``):
 ``semantic`` float32 (B, C, H, W) logits or ``semantic_ids`` uint8 (B, H, W) train ids,
 ``instance`` float32 (B, 2, H, W) (dx, dy) pixels, ``depth`` float32 (B, 1, H, W) disparity pixels.
-Outputs may be views of buffers the backend reuses: read them before the next ``forward``.
+A backend whose outputs are views of buffers it writes again on the next ``forward`` (CUDA
+graph replay) says so with ``reuses_outputs``: the pipeline then copies them on the device
+before another forward can run.
 """
 from __future__ import annotations
 
@@ -64,6 +66,11 @@ class Backend(ABC):
         """Images one :meth:`forward` takes at most: None for any number (a dynamic graph), 1
         for a fixed-shape export; a TensorRT engine says what its profile was built for."""
         return None if self.metadata.dynamic else 1
+
+    @property
+    def reuses_outputs(self) -> bool:
+        """Whether the next :meth:`forward` overwrites the tensors this one returned."""
+        return False
 
     @abstractmethod
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

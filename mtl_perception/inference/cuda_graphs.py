@@ -6,7 +6,8 @@ input shape and replays them with one call. Nothing here runs on a CPU; the torc
 only builds this for a CUDA device. Not executed in CI (no GPU there).
 
 Caveat that shapes the contract: replay writes into the *same* output tensors every time, so
-outputs are valid until the next call (the pipeline consumes them before that).
+outputs are valid until the next call (``TorchBackend.reuses_outputs`` says so: the pipeline
+copies them on the device before the next forward).
 """
 from __future__ import annotations
 

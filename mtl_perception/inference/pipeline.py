@@ -132,10 +132,14 @@ class _FramePlan:
 
 
 class _StageClock:
-    """Per-stage times: CUDA events on a GPU (no synchronisation between stages), else wall time."""
+    """Per-stage times: CUDA events on a GPU (no synchronisation between stages), else wall time.
+
+    ``pause``/``resume`` leave out the time a forwarded batch waits for ``Pipeline.finish``
+    (on the node's publishing thread), so stages and total are the pipeline's own work."""
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
+        self.wall = 0.0
         self.start = time.perf_counter()
         self.marks: list[tuple[str, Any]] = [("", self._now())]
 
@@ -149,15 +153,48 @@ class _StageClock:
     def mark(self, stage: str) -> None:
         self.marks.append((stage, self._now()))
 
+    def pause(self) -> None:
+        self.wall += time.perf_counter() - self.start
+
+    def resume(self) -> None:
+        self.start = time.perf_counter()
+        self.marks.append(("", self._now()))  # a gap: not a stage
+
     def timings(self) -> dict[str, float]:
         """Milliseconds per stage (call after the last stage) and the wall-clock total."""
         if self.cuda:
             self.marks[-1][1].synchronize()  # normally a no-op: the host copy synchronised
         out = {}
         for (_, a), (stage, b) in zip(self.marks, self.marks[1:]):
-            out[stage] = a.elapsed_time(b) if self.cuda else (b - a) * 1000.0
-        out["total"] = (time.perf_counter() - self.start) * 1000.0
+            if stage:
+                out[stage] = a.elapsed_time(b) if self.cuda else (b - a) * 1000.0
+        out["total"] = (self.wall + time.perf_counter() - self.start) * 1000.0
         return out
+
+
+@dataclass
+class ForwardedBatch:
+    """One forward pass's outputs, post-processing still to do (``Pipeline.finish``).
+
+    The split lets the node post-process a batch on its publishing thread while the next
+    batch runs through the network. The outputs are the batch's own (copied on the device
+    when the backend reuses its buffers), so any number of later forwards may come first.
+    """
+
+    plans: list[_FramePlan]
+    smalls: list[torch.Tensor]  # each image at the network's size, (h, w, 3) uint8 RGB
+    raw: dict[str, torch.Tensor]
+    outputs: frozenset[str]
+    network_outputs: frozenset[str]
+    clock: _StageClock
+    ready: Any = None  # GPU only: a CUDA event recorded after the forward
+
+
+def _recorded_event() -> Any:
+    """GPU only: a CUDA event recorded now on the current stream."""
+    event = torch.cuda.Event()
+    event.record()
+    return event
 
 
 def _base(key: str) -> str:
@@ -225,8 +262,9 @@ class Pipeline:
     memory-bound operations, and with two threads each one waits at a barrier for a thread the
     OS may have given to another process (a busy second core makes them 100x slower, not 2x
     faster). ``None`` leaves torch's setting.
-    The setting is process-wide while a frame is processed: run one pipeline per process or
-    thread pool, as the node does.
+    torch built with OpenMP (x86 and Jetson wheels) keeps the setting per thread, so the node's
+    two threads (``forward_many`` on one, ``finish`` on the other) each restore their own;
+    a thread's first parallel torch call starts from the value last set by any thread.
     """
 
     def __init__(
@@ -266,6 +304,9 @@ class Pipeline:
         self._mean255 = torch.tensor(meta.mean, device=dev).view(1, 3, 1, 1) * 255.0
         self._inv_std255 = 1.0 / (torch.tensor(meta.std, device=dev).view(1, 3, 1, 1) * 255.0)
         self._is_thing = torch.as_tensor(IS_THING_TRAIN_ID, device=dev)
+        # GPU only: ``finish`` runs on its own stream, so that its host copy waits for its own
+        # batch only, not for the next forward another thread has queued meanwhile.
+        self._finish_stream = torch.cuda.Stream(dev) if dev.type == "cuda" else None
 
     # ------------------------------------------------------------------ per frame
     def __call__(
@@ -298,14 +339,28 @@ class Pipeline:
         batch; each result is then made at its own camera's resolution. Stage timings are those
         of the batch the frame was in (the forward pass is shared).
         """
+        return self.finish(self.forward_many(frames, outputs, network_outputs))
+
+    def forward_many(
+        self,
+        frames: Sequence["CameraFrame"],
+        outputs: Iterable[str] = DEFAULT_OUTPUTS,
+        network_outputs: Iterable[str] = (),
+    ) -> list[ForwardedBatch]:
+        """The first half of ``process_many``: preprocess and forward; ``finish`` does the rest,
+        on any thread (one ``finish`` at a time per pipeline: the grouper keeps state)."""
         outputs = self._check_outputs(outputs)
         network_outputs = self._check_outputs(network_outputs)
         plans = [self._plan(frame) for frame in frames]
         size = self.max_batch or max(len(plans), 1)
-        results: list[PipelineResult] = []
+        batches: list[ForwardedBatch] = []
         for first in range(0, len(plans), size):
-            results += self._run_plans(plans[first : first + size], outputs, network_outputs)
-        return results
+            batches += self._forward_plans(plans[first : first + size], outputs, network_outputs)
+        return batches
+
+    def finish(self, batches: Sequence[ForwardedBatch]) -> list[PipelineResult]:
+        """Post-processing and the host copy of ``forward_many``'s batches, results in frame order."""
+        return [result for batch in batches for result in self._finish_batch(batch)]
 
     def _plan(self, frame: "CameraFrame") -> "_FramePlan":
         rgb, bgr = self._image_tensor(frame.image, frame.encoding)
@@ -315,12 +370,12 @@ class Pipeline:
         camera_out, baseline = self._output_camera(frame.camera, (in_h, in_w), (out_h, out_w))
         return _FramePlan(rgb, bgr, (net_h, net_w), camera_out, camera_out.scaled(net_w, net_h), baseline)
 
-    def _run_plans(
+    def _forward_plans(
         self, plans: list["_FramePlan"], outputs: frozenset[str], network_outputs: frozenset[str]
-    ) -> list[PipelineResult]:
+    ) -> list[ForwardedBatch]:
         sizes = {plan.net_size for plan in plans}
         if len(sizes) > 1:  # only without a network size (any-size model at each image's own size)
-            return [r for plan in plans for r in self._run_plans([plan], outputs, network_outputs)]
+            return [b for plan in plans for b in self._forward_plans([plan], outputs, network_outputs)]
         (net_h, net_w), = sizes
         clock = _StageClock(self.device)
         with torch.inference_mode():
@@ -329,12 +384,22 @@ class Pipeline:
                 x = inputs[0][0] if len(inputs) == 1 else torch.cat([x for x, _ in inputs])
             clock.mark("preprocess")
             raw = self.backend.forward(x)
+            if self.backend.reuses_outputs:  # the next forward would overwrite them before finish
+                raw = {k: v.clone() for k, v in raw.items()}
             clock.mark("forward")
+        clock.pause()
+        ready = _recorded_event() if self._finish_stream is not None else None
+        return [ForwardedBatch(plans, [small[0] for _, small in inputs], raw, outputs, network_outputs, clock, ready)]
+
+    def _finish_batch(self, batch: ForwardedBatch) -> list[PipelineResult]:
+        plans, raw, clock = batch.plans, batch.raw, batch.clock
+        with torch.inference_mode(), self._on_finish_stream(batch.ready):
+            clock.resume()
             hosts = []
             with self._threads():
-                for i, (plan, (_, small)) in enumerate(zip(plans, inputs)):
+                for i, (plan, small) in enumerate(zip(plans, batch.smalls)):
                     one = raw if len(plans) == 1 else {k: v[i : i + 1] for k, v in raw.items()}
-                    hosts.append(self._finish(plan, one, small[0], outputs, network_outputs))
+                    hosts.append(self._finish(plan, one, small, batch.outputs, batch.network_outputs))
             clock.mark("postprocess")
             hosts = [_to_host(host) for host in hosts]
             clock.mark("copy")
@@ -505,6 +570,18 @@ class Pipeline:
             elif "semantic" in out:
                 out["semantic_ids"] = out["semantic"].argmax(1)
             return out
+
+    @contextlib.contextmanager
+    def _on_finish_stream(self, ready: Any) -> Iterator[None]:
+        """GPU only: the finish stream, after the forward that recorded ``ready``. The batch's
+        tensors were made on the forward's stream; they stay referenced by the batch until the
+        host copy has synchronised this stream, so the allocator cannot hand them out early."""
+        if self._finish_stream is None:
+            yield
+            return
+        self._finish_stream.wait_event(ready)
+        with torch.cuda.stream(self._finish_stream):
+            yield
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:

@@ -43,6 +43,7 @@ class TorchBackend(Backend):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(device=device, dtype=self.dtype, memory_format=self.memory_format).eval()
         self._run = self.model
+        self._cuda_graphs = cuda_graphs
         if compile:  # GPU only
             self._run = torch.compile(self.model)
         if cuda_graphs:  # GPU only
@@ -56,6 +57,10 @@ class TorchBackend(Backend):
 
         model, config = load_model(path, "cpu")
         return cls(model, config, device, **options)
+
+    @property
+    def reuses_outputs(self) -> bool:
+        return self._cuda_graphs  # graph replay writes into the same output tensors
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.inference_mode():

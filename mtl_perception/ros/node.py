@@ -2,11 +2,13 @@
 
 Threads: the executor thread runs the subscription callbacks, which only store the newest
 frame (a frame the inference thread never took is dropped and counted), the parameter
-services and the 1 Hz diagnostics; the inference thread decodes and runs the pipeline; the
-publishing thread encodes and publishes a frame's outputs while the inference thread already
-runs the next (``outbox.py``), so the frame rate is that of the slower stage, not of both in a
-row. Latency therefore stays bounded (one run of each stage and one wait) however fast the
-camera is, and a slow frame never blocks the callbacks.
+services and the 1 Hz diagnostics; the inference thread decodes and runs the network
+(``Pipeline.forward_many``); the publishing thread post-processes that round
+(``Pipeline.finish``: grouping, depth, colours, the host copy), then encodes and publishes its
+outputs, while the inference thread already runs the next round through the network
+(``outbox.py``): the frame rate is that of the slower stage, not of both in a row. Latency
+stays bounded (one run of each stage and one wait) however fast the camera is, and a slow
+frame never blocks the callbacks.
 
 Only the outputs somebody subscribes to are computed: the inference thread asks the pipeline
 for exactly the outputs behind the topics with subscribers (a frame nobody wants is booked as
@@ -59,7 +61,7 @@ from mtl_perception.inference.output_topics import (
     OUTPUT_TOPICS,
     pipeline_outputs,
 )
-from mtl_perception.inference.pipeline import CameraFrame, Pipeline, PipelineResult
+from mtl_perception.inference.pipeline import CameraFrame, ForwardedBatch, Pipeline, PipelineResult
 from mtl_perception.ros import conversions as conv
 from mtl_perception.ros import parameters, qos
 from mtl_perception.ros.arguments import check_ros_arguments, rcl_reason
@@ -84,15 +86,16 @@ class FiniteGuard(Backend):
     """Wraps a backend and records whether its outputs were all finite.
 
     A NaN or inf from the network (corrupt weights, fp16 overflow) would otherwise flow into
-    argmax and depth as plausible-looking numbers. The flag stays a device tensor until the
-    pipeline's own host copy has synchronised, so a GPU pays no extra stall.
+    argmax and depth as plausible-looking numbers. On a GPU the flag is copied to pinned host
+    memory behind the forward without waiting; it is read once the round's own host copy has
+    synchronised (which waited for that forward), so a GPU pays no extra stall.
     """
 
     def __init__(self, inner: Backend) -> None:
         super().__init__(inner.metadata, inner.device, inner.precision)
         self.inner = inner
         self.name = inner.name
-        self.finite: torch.Tensor | None = None
+        self.flags: list[torch.Tensor] = []  # one per forward since the last take
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.inner.forward(x)
@@ -106,20 +109,31 @@ class FiniteGuard(Backend):
             # one-thread section, and wait at its barrier for a core another process holds.
             finite = torch.tensor(bool(np.isfinite([t.numpy().sum(dtype=np.float32) for t in floats]).all()))
         else:
-            finite = torch.isfinite(torch.stack([t.sum(dtype=torch.float32) for t in floats])).all()
-        # Over every forward since the last check (a batch of cameras may take several).
-        self.finite = finite if self.finite is None else self.finite & finite
+            on_device = torch.isfinite(torch.stack([t.sum(dtype=torch.float32) for t in floats])).all()
+            finite = torch.empty((), dtype=torch.bool, pin_memory=True)
+            finite.copy_(on_device, non_blocking=True)
+        self.flags.append(finite)  # a batch of cameras may take several forwards
         return out
 
-    def check(self) -> None:
-        """Raise FrameError if a forward since the last check produced a non-finite value."""
-        finite, self.finite = self.finite, None
-        if finite is not None and not bool(finite):
+    def take(self) -> list[torch.Tensor]:
+        """The flags of the forwards since the last ``take``, for ``require_finite`` once these
+        forwards' results are on the host (on a GPU they are valid only from then on)."""
+        flags, self.flags = self.flags, []
+        return flags
+
+    @staticmethod
+    def require_finite(flags: list[torch.Tensor]) -> None:
+        """Raise FrameError if one of ``take``'s flags says a forward produced a non-finite value."""
+        if not all(bool(flag) for flag in flags):
             raise FrameError(Fault.NON_FINITE_OUTPUT, "non-finite network output (NaN or inf); frame skipped")
 
     @property
     def max_batch(self) -> int | None:
         return self.inner.max_batch
+
+    @property
+    def reuses_outputs(self) -> bool:
+        return self.inner.reuses_outputs
 
     def describe(self) -> str:
         return self.inner.describe()
@@ -193,12 +207,13 @@ class _Prepared:
 
 
 @dataclass
-class _Computed:
-    """A camera's frame through the pipeline, for the publishing thread."""
+class _Forwarded:
+    """One round's frames through the network, for the publishing thread to finish."""
 
-    prepared: _Prepared
-    result: PipelineResult
-    pipeline_s: float
+    prepared: list[_Prepared]
+    batches: list[ForwardedBatch]
+    finite: list[torch.Tensor]  # FiniteGuard's flags for these forwards
+    forward_s: float
 
 
 class PerceptionNode(Node):
@@ -241,7 +256,7 @@ class PerceptionNode(Node):
             "input": ", ".join(f"{c.image_topic} ({transport})" for c in self._cameras.values()),
             **(facts or {}),
         }
-        self._outbox: Outbox[list[_Computed]] = Outbox()
+        self._outbox: Outbox[_Forwarded] = Outbox()
         self._worker = threading.Thread(
             target=self._guarded, args=("inference worker", self._work, backend), name="inference", daemon=True
         )
@@ -380,13 +395,13 @@ class PerceptionNode(Node):
             if not frames:
                 return  # stopped
             try:
-                computed = self._infer(frames)
+                forwarded = self._infer(frames)
             except Exception as exc:  # noqa: BLE001 - a pipeline bug must not silently kill the worker
                 if not self.context.ok():
                     return  # shutting down
                 self._frame_failed(list(frames), exc)
                 continue
-            if computed and not self._outbox.put(computed):
+            if forwarded is not None and not self._outbox.put(forwarded):
                 return  # stopped
 
     def _frame_failed(self, names: list[str], exc: Exception) -> None:
@@ -452,8 +467,8 @@ class PerceptionNode(Node):
             return None
         return _Prepared(camera, frame, image, order, model, topics)
 
-    def _infer(self, frames: dict[str, Frame]) -> list[_Computed]:
-        """One round: every camera's newest frame through one batch (nothing to publish: empty)."""
+    def _infer(self, frames: dict[str, Frame]) -> _Forwarded | None:
+        """One round: every camera's newest frame through one batch (None: nothing to publish)."""
         ready = []
         for name, frame in frames.items():
             camera = self._cameras[name]
@@ -465,37 +480,54 @@ class PerceptionNode(Node):
             if prepared is not None:
                 ready.append(prepared)
         if not ready:
-            return []
+            return None
         needed, small = (frozenset().union(*parts) for parts in zip(*(pipeline_outputs(p.topics) for p in ready)))
         started = time.monotonic()
         try:
-            results = self._pipeline.process_many(
+            batches = self._pipeline.forward_many(
                 [CameraFrame(p.image, p.order, p.model) for p in ready], outputs=needed, network_outputs=small
             )
-            self._guard.check()
         except (UserError, FrameError) as exc:
-            fault = exc.fault if isinstance(exc, FrameError) else Fault.REFUSED_INPUT
-            for p in ready:
-                p.camera.faults(fault, f"{p.camera.image_topic}: {exc}")
-            return []
-        pipeline_s = time.monotonic() - started
-        return [_Computed(p, result, pipeline_s) for p, result in zip(ready, results)]
+            self._guard.take()  # the flags of a refused round's forwards, if any ran
+            self._round_refused(ready, exc)
+            return None
+        return _Forwarded(ready, batches, self._guard.take(), time.monotonic() - started)
+
+    def _round_refused(self, ready: list[_Prepared], exc: UserError | FrameError) -> None:
+        fault = exc.fault if isinstance(exc, FrameError) else Fault.REFUSED_INPUT
+        for p in ready:
+            p.camera.faults(fault, f"{p.camera.image_topic}: {exc}")
 
     # ------------------------------------------------------------------ publishing thread
     def _publish_all(self) -> None:
-        """The publishing thread: each batch's outputs, in the order the frames were computed."""
-        while (batch := self._outbox.take()) is not None:
-            for computed in batch:
+        """The publishing thread: each round post-processed, then its frames' outputs published
+        in the order the frames were computed (the next round is in the network meanwhile)."""
+        while (forwarded := self._outbox.take()) is not None:
+            names = [p.camera.name for p in forwarded.prepared]
+            started = time.monotonic()
+            try:
+                results = self._pipeline.finish(forwarded.batches)
+                FiniteGuard.require_finite(forwarded.finite)
+            except FrameError as exc:
+                self._round_refused(forwarded.prepared, exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a post-processing bug must not silently stop publishing
+                if not self.context.ok():
+                    return  # shutting down
+                self._frame_failed(names, exc)
+                continue
+            pipeline_s = forwarded.forward_s + time.monotonic() - started
+            for prepared, result in zip(forwarded.prepared, results):
                 try:
-                    self._publish(computed)
+                    self._publish(prepared, result, pipeline_s)
                 except Exception as exc:  # noqa: BLE001 - an encoder bug must not silently stop publishing
                     if not self.context.ok():
                         return  # shutting down: publishers are gone
-                    self._frame_failed([computed.prepared.camera.name], exc)
+                    self._frame_failed([prepared.camera.name], exc)
 
-    def _publish(self, computed: _Computed) -> None:
+    def _publish(self, p: _Prepared, result: PipelineResult, pipeline_s: float) -> None:
         """One camera's frame: every wanted output encoded, then all published."""
-        p, result, clock = computed.prepared, computed.result, self.get_clock()
+        clock = self.get_clock()
         header = p.frame.msg.header
         # Encode everything before publishing anything: a frame goes out whole or not at all.
         messages = [(p.camera.output_pubs[t], self._encode(t, result, header)) for t in p.topics]
@@ -503,7 +535,7 @@ class PerceptionNode(Node):
         for pub, msg in messages:
             pub.publish(msg)
         stamp_age = clock.now() - Time.from_msg(header.stamp, clock_type=clock.clock_type)
-        p.camera.stats.published(time.monotonic() - p.frame.received, stamp_age.nanoseconds * 1e-9, computed.pipeline_s)
+        p.camera.stats.published(time.monotonic() - p.frame.received, stamp_age.nanoseconds * 1e-9, pipeline_s)
 
     def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
         """The frame's pixels (``ImageFormatError``, a FrameError, for a malformed message)."""

@@ -1,12 +1,14 @@
 """The hand-over from the node's inference thread to its publishing thread.
 
-Encoding and publishing a frame's outputs (numpy -> message fields, serialisation, DDS) is CPU
-work that does not need the network, so it runs on its own thread while the inference thread
-already runs the next frame: the node's frame rate is then set by the slower of the two
-stages, not by their sum (``bench node`` reports both rates). One slot, with back-pressure: a
-batch is never dropped once computed (dropping happens before the work, in ``LatestFrames``,
-where it is counted); the inference thread waits while the previous batch is still waiting to
-be published, so a frame's latency stays bounded by one run of each stage plus one wait.
+Post-processing a round (grouping, depth, colours, the host copy) and encoding and publishing
+its outputs (numpy -> message fields, serialisation, DDS) is CPU work that does not need the
+network, so it runs on its own thread while the inference thread already runs the next round
+through the network: the node's frame rate is then set by the slower of the two stages, not by
+their sum (``bench node`` reports the frame rate against the forward alone). One slot, with
+back-pressure: a round is never dropped once through the network (dropping happens before the
+work, in ``LatestFrames``, where it is counted); the inference thread waits while the previous
+round is still waiting to be finished, so a frame's latency stays bounded by one run of each
+stage plus one wait.
 """
 from __future__ import annotations
 
