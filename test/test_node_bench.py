@@ -39,3 +39,8 @@ def test_bench_cameras_runs_one_node_for_two_cameras_against_two_nodes(model_pat
     assert set(many["fps_per_camera"]) == {"/bench_cam0", "/bench_cam1"}
     assert one["aggregate_fps"] > 0 and many["aggregate_fps"] > 0 and one["rss_mb"] > 0 < many["rss_mb"]
     assert result["fps_ratio_one_node_to_per_camera"] == one["aggregate_fps"] / many["aggregate_fps"]
+    wakeup = result["executor_wakeup"]
+    assert 0 < wakeup["one_camera_node"]["cpu_ms"] and 0 < wakeup["one_node"]["cpu_ms"]
+    # the two cameras' wait set has more entities than one camera's, not the publishers' handlers
+    assert wakeup["one_camera_node"]["waitables"] < wakeup["one_node"]["waitables"] <= 24
+    assert wakeup["one_node"]["core_share_at_rate"] == wakeup["one_node"]["cpu_ms"] * 2 * 30.0 * 2 / 1e3

@@ -83,6 +83,16 @@ def test_each_camera_gets_its_outputs_under_its_name_with_its_header_and_size(ri
             assert harness.received(f"{other}/semantic/labels", stamp) is None
 
 
+def test_the_executors_wait_set_does_not_grow_with_the_output_publishers(rig):
+    """The executor adds every waitable to its wait set on each wake-up (one per image and
+    camera_info): the dozen output publishers per camera bring no event handlers, only the
+    subscriptions keep theirs (Humble one each, later distributions two), as do /diagnostics
+    and /parameter_events."""
+    _, node, _ = rig
+    assert len(list(node.publishers)) > 12 * len(SIZES)
+    assert len(list(node.waitables)) <= 2 * (len(list(node.subscriptions)) + 2)
+
+
 def test_the_newest_frames_of_several_cameras_share_one_forward_pass(rig):
     harness, _, backend = rig
     backend.delay = 1.0  # the worker is busy with the first frame while the others arrive

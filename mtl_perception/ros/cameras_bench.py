@@ -5,7 +5,9 @@ rendered street scene at ``--rate`` Hz (faster than the model, so both run at th
 latest frame wins drops the rest) with every output of every camera subscribed. Reported:
 aggregate output frames/s (the frames whose last subscribed output arrived, summed over the
 cameras), frames/s per camera, and the resident memory of the node process(es) at the end
-(VmRSS from /proc, summed for the N processes). Targets (issue 17): aggregate frames/s of the
+(VmRSS from /proc, summed for the N processes), and the CPU cost of one executor wake-up of
+either node (``executor_wakeup``: per message, whatever the message is; with the share of a
+core that takes at the cameras' rate). Targets (issue 17): aggregate frames/s of the
 one node >= 1.0x the N nodes', memory <= 0.5x. On a GPU the batch of N cameras in one forward
 pass should be the faster path; on this CPU one process per camera can use idle cores.
 """
@@ -105,6 +107,41 @@ def _measure(node: Any, image_msg: Any, prefixes: list[str], procs: list[ChildPr
             "frames_sent_per_camera": stamp - first}
 
 
+def _wakeup_ms(model: Path, backend: str, cameras: str, spins: int = 2000) -> dict[str, float]:
+    """CPU ms of one executor wake-up with a node for ``cameras`` in its wait set, in this process.
+
+    The Python executor rebuilds its wait set from every entity of the node on each wake-up,
+    and the node wakes for every image and camera_info: this is its per-message cost, apart
+    from the work the message itself brings (wake-ups here find nothing ready).
+    """
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from mtl_perception.ros.node import PerceptionNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    overrides = [Parameter("model_path", value=str(model)), Parameter("backend", value=backend),
+                 Parameter("cameras", value=cameras)]
+    node = PerceptionNode(namespace="/bench_wakeup", context=context, parameter_overrides=overrides)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        for _ in range(spins // 10):
+            executor.spin_once(timeout_sec=0)
+        started = time.thread_time()  # this thread only: the node loads its model meanwhile
+        for _ in range(spins):
+            executor.spin_once(timeout_sec=0)
+        ms = (time.thread_time() - started) / spins * 1e3
+        return {"cpu_ms": ms, "waitables": len(list(node.waitables))}
+    finally:
+        executor.shutdown(timeout_sec=2)
+        node.stop()
+        node.destroy_node()
+        context.try_shutdown()
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     import os
     import tempfile
@@ -152,6 +189,12 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                         proc.stop()
                 print(f"{setup}: {results[setup]['aggregate_fps']:.2f} frames/s in all, "
                       f"{results[setup]['rss_mb']:.0f} MB resident", flush=True)
+            wakeups = {"one_node": _wakeup_ms(model, args.backend, ",".join(names)),
+                       "one_camera_node": _wakeup_ms(model, args.backend, "")}
+            for entry, count in (("one_node", args.cameras), ("one_camera_node", 1)):
+                # an image and a camera_info per camera and frame
+                wakeups[entry]["core_share_at_rate"] = wakeups[entry]["cpu_ms"] * 2 * args.rate * count / 1e3
+            results["executor_wakeup"] = wakeups
         finally:
             executor.shutdown(timeout_sec=2)
             node.destroy_node()

@@ -7,6 +7,9 @@ Checked against rclpy's sources of Humble (3.3), Jazzy (7.1) and Kilted (9.1):
   stored once every callback accepted them. The pre/post variants came with Iron.
 - Subscription callbacks taking a ``MessageInfo`` (the middleware's reception time) came with
   Iron; Humble's executor hands the callback the message alone.
+- ``PublisherEventCallbacks`` lives in ``rclpy.qos_event`` on Humble, ``rclpy.event_handler``
+  from Iron on (``qos_event`` is a deprecated alias there); ``use_default_callbacks`` exists
+  on all three.
 
 The same on all three, so used directly: ``rclpy.init(domain_id=...)``, ``try_shutdown``,
 ``ExternalShutdownException``, ``create_timer(clock=...)``, ``get_publishers_info_by_topic``,
@@ -21,6 +24,11 @@ import time
 from typing import Any, Callable
 
 from rcl_interfaces.msg import SetParametersResult
+
+try:  # Iron and later
+    from rclpy.event_handler import PublisherEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.subscription import Subscription
@@ -60,3 +68,17 @@ def subscribe_with_reception_time(
             msg_type, topic, lambda msg, info: callback(msg, info["received_timestamp"]), qos
         )
     return node.create_subscription(msg_type, topic, lambda msg: callback(msg, time.time_ns()), qos)
+
+
+def without_event_handlers() -> PublisherEventCallbacks:
+    """``event_callbacks`` for a publisher with none of rclpy's default event handlers.
+
+    By default every publisher gets one (Humble) or two (incompatible QoS and type, later
+    distributions) event handlers, each a waitable that the Python executor puts into its wait
+    set on every wake-up. The node wakes for every image and camera_info of every camera, and
+    has a dozen output publishers per camera: with four cameras the handlers made the
+    executor's work grow with the square of the cameras (``bench cameras``, docs/measurements.md).
+    What they reported stays visible: a subscriber asking for incompatible QoS or another type
+    is warned by its own default handler (rclcpp and rclpy alike, RViz included).
+    """
+    return PublisherEventCallbacks(use_default_callbacks=False)

@@ -40,6 +40,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy_impl
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.subscription import Subscription
 from rclpy.task import Future
 from rclpy.time import Time
@@ -72,6 +73,7 @@ from mtl_perception.ros.faults import Fault, FaultReporter, FrameError
 from mtl_perception.ros.latest_frames import Frame, LatestFrames
 from mtl_perception.ros.outbox import Outbox
 from mtl_perception.ros import middleware
+from mtl_perception.ros.compat import without_event_handlers
 
 NODE_NAME = "mtl_perception"
 
@@ -277,10 +279,9 @@ class PerceptionNode(Node):
             stats=stats,
             faults=FaultReporter(self.get_logger(), stats),
             output_pubs={
-                t: self.create_publisher(MESSAGE_CLASSES[o.msgtype], prefix + t, self._out_qos)
-                for t, o in OUTPUT_TOPICS.items()
+                t: self._output_publisher(MESSAGE_CLASSES[o.msgtype], prefix + t) for t, o in OUTPUT_TOPICS.items()
             },
-            info_pubs={t: self.create_publisher(CameraInfo, prefix + t, self._out_qos) for t in CAMERA_INFOS},
+            info_pubs={t: self._output_publisher(CameraInfo, prefix + t) for t in CAMERA_INFOS},
             reliability="reliable" if wanted == "auto" else wanted,
         )
         self.create_subscription(
@@ -289,6 +290,10 @@ class PerceptionNode(Node):
         return camera
 
     # ------------------------------------------------------------------ executor thread
+    def _output_publisher(self, msg_type: type, topic: str) -> Publisher:
+        """An output publisher, without rclpy's per-publisher event handlers (``compat.without_event_handlers``)."""
+        return self.create_publisher(msg_type, topic, self._out_qos, event_callbacks=without_event_handlers())
+
     def _subscribe_image(self, camera: CameraInput) -> Subscription:
         profile = qos.profile(camera.reliability, self._values["image_qos_depth"])
         return self.create_subscription(
