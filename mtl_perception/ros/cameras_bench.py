@@ -107,13 +107,23 @@ def _measure(node: Any, image_msg: Any, prefixes: list[str], procs: list[ChildPr
             "frames_sent_per_camera": stamp - first}
 
 
-def _wakeup_ms(model: Path, backend: str, cameras: str, spins: int = 2000) -> dict[str, float]:
+def _wakeup_ms(model: Path, backend: str, cameras: str, env: dict[str, str], spins: int = 2000) -> dict[str, float]:
     """CPU ms of one executor wake-up with a node for ``cameras`` in its wait set, in this process.
 
     The Python executor rebuilds its wait set from every entity of the node on each wake-up,
     and the node wakes for every image and camera_info: this is its per-message cost, apart
     from the work the message itself brings (wake-ups here find nothing ready).
     """
+    import os
+    from unittest import mock
+
+    from mtl_perception.inference.cache import CACHE_ENV
+
+    with mock.patch.dict(os.environ, {CACHE_ENV: env[CACHE_ENV]}):  # the run's model cache, not the user's
+        return _time_wakeups(model, backend, cameras, spins)
+
+
+def _time_wakeups(model: Path, backend: str, cameras: str, spins: int) -> dict[str, float]:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -189,8 +199,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                         proc.stop()
                 print(f"{setup}: {results[setup]['aggregate_fps']:.2f} frames/s in all, "
                       f"{results[setup]['rss_mb']:.0f} MB resident", flush=True)
-            wakeups = {"one_node": _wakeup_ms(model, args.backend, ",".join(names)),
-                       "one_camera_node": _wakeup_ms(model, args.backend, "")}
+            wakeups = {"one_node": _wakeup_ms(model, args.backend, ",".join(names), env),
+                       "one_camera_node": _wakeup_ms(model, args.backend, "", env)}
             for entry, count in (("one_node", args.cameras), ("one_camera_node", 1)):
                 # an image and a camera_info per camera and frame
                 wakeups[entry]["core_share_at_rate"] = wakeups[entry]["cpu_ms"] * 2 * args.rate * count / 1e3
