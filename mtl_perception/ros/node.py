@@ -499,6 +499,7 @@ class PerceptionNode(Node):
         return _Forwarded(ready, batches, self._guard.take(), time.monotonic() - started)
 
     def _round_refused(self, ready: list[_Prepared], exc: UserError | FrameError) -> None:
+        """A refused round (bad input, non-finite output): a fault on each of its cameras."""
         fault = exc.fault if isinstance(exc, FrameError) else Fault.REFUSED_INPUT
         for p in ready:
             p.camera.faults(fault, f"{p.camera.image_topic}: {exc}")
@@ -508,7 +509,6 @@ class PerceptionNode(Node):
         """The publishing thread: each round post-processed, then its frames' outputs published
         in the order the frames were computed (the next round is in the network meanwhile)."""
         while (forwarded := self._outbox.take()) is not None:
-            names = [p.camera.name for p in forwarded.prepared]
             started = time.monotonic()
             try:
                 results = self._pipeline.finish(forwarded.batches)
@@ -519,7 +519,7 @@ class PerceptionNode(Node):
             except Exception as exc:  # noqa: BLE001 - a post-processing bug must not silently stop publishing
                 if not self.context.ok():
                     return  # shutting down
-                self._frame_failed(names, exc)
+                self._frame_failed([p.camera.name for p in forwarded.prepared], exc)
                 continue
             pipeline_s = forwarded.forward_s + time.monotonic() - started
             for prepared, result in zip(forwarded.prepared, results):
