@@ -119,7 +119,9 @@ def _wakeup_ms(model: Path, backend: str, cameras: str, env: dict[str, str], spi
 
     from mtl_perception.inference.cache import CACHE_ENV
 
-    with mock.patch.dict(os.environ, {CACHE_ENV: env[CACHE_ENV]}):  # the run's model cache, not the user's
+    # The run's model cache, not the user's, for the node's whole life: its worker thread reads
+    # the variable when it loads the model, after the constructor has returned.
+    with mock.patch.dict(os.environ, {CACHE_ENV: env[CACHE_ENV]}):
         return _time_wakeups(model, backend, cameras, spins)
 
 
