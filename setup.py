@@ -62,6 +62,7 @@ DEV = ["pytest", "colcon-common-extensions", "rosdep", "scipy", "rosbags-image"]
 # runtime package never imports `mtl_perception_training` (data flows one way: mtl_perception_training -> mtl_perception).
 COMMANDS = [
     "node = mtl_perception.ros.node_command:COMMAND",
+    "fastdds-profile = mtl_perception.ros.fastdds_command:COMMAND",
     "synth = mtl_perception.data.synth_command:COMMAND",
     "bench = mtl_perception.benchmarks.command:COMMAND",
     "demo = mtl_perception.demo:COMMAND",

@@ -44,3 +44,9 @@ def test_bench_cameras_runs_one_node_for_two_cameras_against_two_nodes(model_pat
     # the two cameras' wait set has more entities than one camera's, not the publishers' handlers
     assert wakeup["one_camera_node"]["waitables"] < wakeup["one_node"]["waitables"] <= 24
     assert wakeup["one_node"]["core_share_at_rate"] == wakeup["one_node"]["cpu_ms"] * 2 * 30.0 * 2 / 1e3
+
+
+def test_bench_node_refuses_a_bad_qos_size_before_measuring_anything(tmp_path, capsys):
+    out = tmp_path / "node.json"
+    assert main(["bench", "node", "--qos", "--qos-sizes", "512x1024,12x", "--json", str(out)]) == 2
+    assert "--qos-sizes: expected HxW" in capsys.readouterr().err and not out.exists()

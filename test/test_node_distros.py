@@ -141,6 +141,24 @@ def test_a_users_own_profile_is_kept_and_logged(ros_env, tmp_path, variable):
         assert any(8 << 20 <= s < 9 << 20 for s in segments), segments
 
 
+def test_a_camera_driver_started_after_eval_of_fastdds_profile_maps_the_32_mib_segment(ros_env):
+    """``eval "$(mtl-perception fastdds-profile)"`` then a driver: its writer has the node's segment."""
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id("fastdds_profile"))}
+    driver = f'eval "$({sys.executable} -m mtl_perception.cli fastdds-profile)" && exec {sys.executable} {HERE / "fastdds_probe.py"}'
+    result = subprocess.run(["bash", "-c", driver], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "Fast DDS profile of the user kept" in lines[0], lines  # the probe saw the exported variable
+    assert max(int(n) for n in lines[1].split()[1:]) >= SEGMENT_BYTES, lines
+
+
+def test_fastdds_profile_prints_nothing_to_eval_under_another_middleware_or_a_users_profile():
+    from mtl_perception.ros.fastdds_command import exports
+
+    assert exports({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) == []
+    assert exports({"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/robot.xml"}) == []
+
+
 def test_large_reliable_frames_cross_processes_intact_with_the_profile(ros_env):
     """30 reliable 512x1024 rgb8 frames from a writer configured as the node configures itself."""
     frames, height, width = 30, 512, 1024

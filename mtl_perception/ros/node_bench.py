@@ -30,9 +30,11 @@ forward pass, the frame rate a camera gets from the node against what the networ
 
 Also measured: filling ``msg.data`` of the three colour images of a frame from numpy in the
 ways one could (list, bytes, memoryview, ``array.frombytes``) and publishing them; and, with
-``--qos``, how many 512x1024 rgb8 frames at 30 Hz arrive between two processes under each
-reliability / depth pairing, with Fast DDS as shipped and with the node's shared-memory
-profile (the measurements behind ``qos.py`` and ``middleware.py``).
+``--qos``, how many rgb8 frames (``--qos-sizes``, 512x1024 by default) at 30 Hz arrive between
+two processes under each reliability / depth pairing, with Fast DDS as shipped and with the
+node's shared-memory profile (the measurements behind ``qos.py`` and ``middleware.py``), and
+with only the writer or only the reader configured (why a camera driver needs the profile
+too: ``fastdds_command.py``).
 
 Model: ``--model``, else the shipped default, else a random ResNet-18 OS16 at 256x512 with
 the Cityscapes camera (the JSON says which).
@@ -84,6 +86,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--qos", action="store_true", help="also measure delivery per QoS pairing and Fast DDS set-up (about 3 min)"
     )
     parser.add_argument("--qos-frames", type=int, default=150, help="frames per QoS pairing (default: 150)")
+    parser.add_argument(
+        "--qos-sizes", default="512x1024", help="image sizes HxW for --qos, rgb8 at 30 Hz (default: 512x1024)"
+    )
 
 
 def _ros_versions() -> dict[str, str]:
@@ -523,24 +528,32 @@ def _qos_writer(reliability: str, depth: int, frames: int, rate: float, height: 
 
 
 def _qos_delivery(frames: int, env: dict[str, str], size: tuple[int, int] = (512, 1024), rate: float = 30.0) -> list[dict]:
-    """Frames received per reliability / depth pairing, with Fast DDS as shipped and as the node sets it."""
+    """Frames received per reliability / depth pairing, with Fast DDS as shipped and as the node
+    sets it; then, for the node's own pairing, with only one side configured: a sample travels
+    through the writer's segment, so a camera driver as shipped costs the node its profile."""
     from mtl_perception.ros.middleware import PROFILE_ENVS
 
     rows = []
     shipped = {k: v for k, v in env.items() if k not in PROFILE_ENVS.values()}
     configured = dict(shipped)
     configure_fastdds(configured)
-    transports = {"fastdds default (512 KiB shm segment)": shipped, "node's profile (32 MiB shm segment)": configured}
-    for transport, child_env in transports.items():
-        for writer, writer_depth, reader, reader_depth in QOS_PAIRS:
+    node_pair = [("reliable", 5, "reliable", 5)]
+    transports = [  # (name, writer's env, reader's env, pairings)
+        ("fastdds default (512 KiB shm segment)", shipped, shipped, QOS_PAIRS),
+        ("node's profile (32 MiB shm segment)", configured, configured, QOS_PAIRS),
+        ("writer as shipped, reader with the node's profile", shipped, configured, node_pair),
+        ("writer with the node's profile, reader as shipped", configured, shipped, node_pair),
+    ]
+    for transport, writer_env, reader_env, pairs in transports:
+        for writer, writer_depth, reader, reader_depth in pairs:
             seconds = frames / rate + 8.0
             me = [sys.executable, "-m", __name__]
             reader_proc = subprocess.Popen(
-                [*me, "--qos-reader", reader, str(reader_depth), str(seconds)], env=child_env, stdout=subprocess.PIPE, text=True
+                [*me, "--qos-reader", reader, str(reader_depth), str(seconds)], env=reader_env, stdout=subprocess.PIPE, text=True
             )
             assert reader_proc.stdout.readline().strip() == "ready"
             writer_args = [writer, str(writer_depth), str(frames), str(rate), str(size[0]), str(size[1])]
-            subprocess.run([*me, "--qos-writer", *writer_args], env=child_env, check=True, timeout=seconds + 30)
+            subprocess.run([*me, "--qos-writer", *writer_args], env=writer_env, check=True, timeout=seconds + 30)
             out = reader_proc.communicate(timeout=seconds + 30)[0].split()
             rows.append({
                 "transport": transport, "writer": f"{writer}/{writer_depth}", "reader": f"{reader}/{reader_depth}",
@@ -556,6 +569,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.frames < 1 or args.warmup < 0 or args.stream_seconds < 0:
         raise UserError("--frames must be >= 1, --warmup and --stream-seconds >= 0")
+    qos_sizes = parse_sizes(args.qos_sizes, "--qos-sizes") if args.qos else []
     # This process plays the camera: give its writer the segment a camera driver sending
     # megabyte images should have (see middleware.py); the node sets its own.
     middleware = configure_fastdds().note
@@ -581,8 +595,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                 results["sizes"].append(row)
         results["table"] = _table(results["sizes"])
         print(results["table"])
-    if args.qos:
-        results["qos_512x1024_rgb8_30hz"] = _qos_delivery(args.qos_frames, env)
+    for h, w in qos_sizes:
+        results[f"qos_{h}x{w}_rgb8_30hz"] = _qos_delivery(args.qos_frames, env, (h, w))
     return results
 
 
