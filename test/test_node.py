@@ -361,6 +361,7 @@ def test_latency_stays_bounded_and_drops_are_counted_when_the_camera_is_twice_as
     # The model's rate is what the worker sustains (receive -> publish), which can be much
     # faster than a round trip; the camera runs at twice the faster of the two estimates.
     worker_s = float(diagnostics["latency_receive_to_publish_p50_ms"]) / 1e3
+    assert 0.0 <= float(diagnostics["latency_transport_p50_ms"]) < 5e3, diagnostics  # writer -> node, this host
     interval = min(float(np.median(periods)), worker_s if worker_s > 0 else float("inf")) / 2.0
     dropped_before = int(diagnostics["frames_dropped"])
     sent: dict[int, float] = {}

@@ -652,6 +652,29 @@ def test_skipped_frames_are_booked_and_an_idle_node_says_why_nothing_comes_out()
     assert "no image on /cam/image" in status().message
 
 
+def test_image_transport_latency_is_reported_over_the_window_and_nan_where_unknown():
+    """writer -> middleware of the images: what a camera driver's Fast DDS set-up costs."""
+    from builtin_interfaces.msg import Time
+
+    from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
+
+    now = [0.0]
+    stats = FrameStats(window_s=5.0, clock=lambda: now[0])
+
+    def values():
+        return {kv.key: kv.value for kv in to_diagnostics(stats.snapshot(), Time(), "n", "/cam/image", {}).status[0].values}
+
+    stats.received(False)  # Humble: no source time
+    assert values()["latency_transport_p50_ms"] == "nan"
+    for transport_s in [0.060] * 10:
+        stats.received(False, transport_s)
+    now[0] += 6.0  # those leave the window
+    for transport_s in [0.004] * 9 + [0.050]:
+        stats.received(False, transport_s)
+    v = values()
+    assert (v["latency_transport_p50_ms"], v["latency_transport_p95_ms"]) == ("4.0", "29.3")
+
+
 def test_the_reporter_throttles_per_kind_and_says_how_many_it_held_back():
     from mtl_perception.ros.diagnostics import FrameStats
     from mtl_perception.ros.faults import Fault, FaultReporter

@@ -5,8 +5,8 @@ Checked against rclpy's sources of Humble (3.3), Jazzy (7.1) and Kilted (9.1):
 - Set-parameters callbacks: Humble has only ``add_on_set_parameters_callback``; callbacks run
   newest first, after rclpy's own checks of type, range and read-only, and the values are
   stored once every callback accepted them. The pre/post variants came with Iron.
-- Subscription callbacks taking a ``MessageInfo`` (the middleware's reception time) came with
-  Iron; Humble's executor hands the callback the message alone.
+- Subscription callbacks taking a ``MessageInfo`` (the middleware's reception time, the
+  writer's source time) came with Iron; Humble's executor hands the callback the message alone.
 - ``PublisherEventCallbacks`` lives in ``rclpy.qos_event`` on Humble, ``rclpy.event_handler``
   from Iron on (``qos_event`` is a deprecated alias there); ``use_default_callbacks`` exists
   on all three.
@@ -58,16 +58,17 @@ def add_parameter_callbacks(node: Node, validate: Validate, apply: Apply) -> Non
     node.add_on_set_parameters_callback(validate_then_apply)
 
 
-def subscribe_with_reception_time(
-    node: Node, msg_type: type, topic: str, callback: Callable[[Any, int], None], qos: Any
+def subscribe_with_message_times(
+    node: Node, msg_type: type, topic: str, callback: Callable[[Any, int, int | None], None], qos: Any
 ) -> Subscription:
-    """``callback(msg, received_ns)``: when the middleware received it (Iron and later), else
-    when the callback runs (Humble), both system time in ns."""
+    """``callback(msg, received_ns, sent_ns)``: when the middleware received it and when its
+    writer wrote it (Iron and later), else when the callback runs and None (Humble); system
+    time in ns, each on its own host's clock."""
     if hasattr(Subscription, "CallbackType"):
         return node.create_subscription(
-            msg_type, topic, lambda msg, info: callback(msg, info["received_timestamp"]), qos
+            msg_type, topic, lambda msg, info: callback(msg, info["received_timestamp"], info["source_timestamp"]), qos
         )
-    return node.create_subscription(msg_type, topic, lambda msg: callback(msg, time.time_ns()), qos)
+    return node.create_subscription(msg_type, topic, lambda msg: callback(msg, time.time_ns(), None), qos)
 
 
 def without_event_handlers() -> PublisherEventCallbacks:

@@ -50,6 +50,7 @@ class Snapshot:
     failure: str = ""  # the node can no longer process frames (the worker stopped)
     skipped: int = 0
     idle: bool = False  # frames skipped in the window and none published: nobody listens
+    transport_ms: tuple[float, float] = (float("nan"), float("nan"))  # p50, p95 writer -> node's middleware
 
 
 class FrameStats:
@@ -60,6 +61,7 @@ class FrameStats:
         self._clock = clock
         self._lock = threading.Lock()
         self._arrivals: deque[float] = deque()
+        self._transports: deque[tuple[float, float]] = deque()  # (t, writer -> middleware s)
         self._outputs: deque[tuple[float, ...]] = deque()  # (t, receive->publish, stamp->publish, pipeline) s
         self._received = self._processed = self._dropped = self._rejected = self._skipped = 0
         self._last_skip_t: float | None = None
@@ -71,16 +73,21 @@ class FrameStats:
     def _trim(self, now: float) -> None:
         while self._arrivals and self._arrivals[0] < now - self._window:
             self._arrivals.popleft()
+        while self._transports and self._transports[0][0] < now - self._window:
+            self._transports.popleft()
         while self._outputs and self._outputs[0][0] < now - self._window:
             self._outputs.popleft()
 
-    def received(self, replaced_unprocessed: bool) -> None:
-        """A frame arrived; ``replaced_unprocessed``: it displaced one the worker never took."""
+    def received(self, replaced_unprocessed: bool, transport_s: float | None = None) -> None:
+        """A frame arrived; ``replaced_unprocessed``: it displaced one the worker never took;
+        ``transport_s``: from its writer's write to this process's middleware (None: unknown)."""
         with self._lock:
             now = self._clock()
             self._received += 1
             self._dropped += int(replaced_unprocessed)
             self._arrivals.append(now)
+            if transport_s is not None:
+                self._transports.append((now, transport_s))
             self._trim(now)
 
     def published(self, receive_to_publish_s: float, stamp_to_publish_s: float, pipeline_s: float) -> None:
@@ -126,12 +133,18 @@ class FrameStats:
                 receive, stamp, pipeline = ((float(p[0, i]), float(p[1, i])) for i in range(3))
             else:
                 receive = stamp = pipeline = (float("nan"), float("nan"))
+            transports = [t for _, t in self._transports]
+            transport = (
+                tuple(float(v) for v in np.percentile(np.array(transports) * 1e3, [50, 95]))
+                if transports else (float("nan"), float("nan"))
+            )
             snap = Snapshot(
                 input_rate_hz=_rate(self._arrivals, now, self._window),
                 output_rate_hz=_rate([o[0] for o in self._outputs], now, self._window),
                 receive_to_publish_ms=receive,
                 stamp_to_publish_ms=stamp,
                 pipeline_ms=pipeline,
+                transport_ms=transport,
                 received=self._received,
                 processed=self._processed,
                 dropped=self._dropped,
@@ -191,6 +204,8 @@ def to_diagnostics(
         "latency_receive_to_publish_p95_ms": f"{snap.receive_to_publish_ms[1]:.1f}",
         "latency_stamp_to_publish_p50_ms": f"{snap.stamp_to_publish_ms[0]:.1f}",
         "latency_stamp_to_publish_p95_ms": f"{snap.stamp_to_publish_ms[1]:.1f}",
+        "latency_transport_p50_ms": f"{snap.transport_ms[0]:.1f}",
+        "latency_transport_p95_ms": f"{snap.transport_ms[1]:.1f}",
         "pipeline_p50_ms": f"{snap.pipeline_ms[0]:.1f}",
         "pipeline_p95_ms": f"{snap.pipeline_ms[1]:.1f}",
         "frames_received": str(snap.received),

@@ -73,7 +73,7 @@ from mtl_perception.ros.faults import Fault, FaultReporter, FrameError
 from mtl_perception.ros.latest_frames import Frame, LatestFrames
 from mtl_perception.ros.outbox import Outbox
 from mtl_perception.ros import middleware
-from mtl_perception.ros.compat import without_event_handlers
+from mtl_perception.ros.compat import subscribe_with_message_times, without_event_handlers
 
 NODE_NAME = "mtl_perception"
 
@@ -296,8 +296,9 @@ class PerceptionNode(Node):
 
     def _subscribe_image(self, camera: CameraInput) -> Subscription:
         profile = qos.profile(camera.reliability, self._values["image_qos_depth"])
-        return self.create_subscription(
-            self._image_type, camera.image_topic, lambda msg: self._on_image(camera, msg), profile
+        return subscribe_with_message_times(
+            self, self._image_type, camera.image_topic,
+            lambda msg, received_ns, sent_ns: self._on_image(camera, msg, received_ns, sent_ns), profile,
         )
 
     def _adapt_image_qos(self, subscribe: bool = True) -> None:
@@ -313,8 +314,12 @@ class PerceptionNode(Node):
                 self.destroy_subscription(camera.subscription)
                 camera.subscription = self._subscribe_image(camera)
 
-    def _on_image(self, camera: CameraInput, msg: Image | CompressedImage) -> None:
-        camera.stats.received(replaced_unprocessed=self._frames.put(camera.name, msg))
+    def _on_image(self, camera: CameraInput, msg: Image | CompressedImage, received_ns: int, sent_ns: int | None) -> None:
+        """Store the newest frame; the writer -> middleware time is the image's transport cost
+        (tens of ms for a camera-sized image from a driver without a large shared-memory
+        segment: ``fastdds_command.py``)."""
+        transport_s = None if not sent_ns else (received_ns - sent_ns) * 1e-9
+        camera.stats.received(self._frames.put(camera.name, msg), transport_s)
 
     def _on_parameters(self, changes: dict[str, Any]) -> None:
         self._values.update(changes)

@@ -189,7 +189,7 @@ class _Collector:
     def __init__(self, node: Any, prefix: str = "") -> None:
         from diagnostic_msgs.msg import DiagnosticArray
 
-        from mtl_perception.ros.compat import subscribe_with_reception_time
+        from mtl_perception.ros.compat import subscribe_with_message_times
         from mtl_perception.ros.qos import DIAGNOSTICS, profile
 
         self.arrivals: dict[int, dict[str, tuple[int, int]]] = {}
@@ -197,14 +197,14 @@ class _Collector:
         self.diagnostics: dict[str, str] = {}
         self.topics = list(output_types())
         for topic, kind in output_types().items():
-            subscribe_with_reception_time(
+            subscribe_with_message_times(
                 node, kind, f"{prefix}/{topic}", self._callback(topic), profile("reliable", 5)
             )
         if not prefix:
             node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, DIAGNOSTICS)
 
-    def _callback(self, topic: str) -> Callable[[Any, int], None]:
-        def on_message(msg: Any, received_ns: int) -> None:
+    def _callback(self, topic: str) -> Callable[[Any, int, int | None], None]:
+        def on_message(msg: Any, received_ns: int, _sent_ns: int | None) -> None:
             header = _header_of(msg)
             stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
             self.arrivals.setdefault(stamp, {})[topic] = (received_ns, time.time_ns())
@@ -436,6 +436,7 @@ def _end_to_end(
             "ratio_node_period_to_forward": 1e3 / stream["node_fps"] / med["forward"],
             "node_receive_to_publish_p50_ms": float(collector.diagnostics.get("latency_receive_to_publish_p50_ms", "nan")),
             "node_pipeline_p50_ms": float(collector.diagnostics.get("pipeline_p50_ms", "nan")),
+            "node_image_transport_p50_ms": float(collector.diagnostics.get("latency_transport_p50_ms", "nan")),
             "publish_cost": _publish_cost(node, h, w),
         }
     finally:
