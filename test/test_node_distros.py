@@ -159,6 +159,18 @@ def test_fastdds_profile_prints_nothing_to_eval_under_another_middleware_or_a_us
     assert exports({"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/robot.xml"}) == []
 
 
+def test_fastdds_profile_in_an_unwritable_cache_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    from mtl_perception.cli import main
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("MTL_PERCEPTION_CACHE", str(tmp_path / "file" / "cache"))
+    for name in PROFILE_ENVS.values():  # an in-process bench of another test may have set one
+        monkeypatch.delenv(name, raising=False)
+    assert main(["fastdds-profile"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "set MTL_PERCEPTION_CACHE to a writable folder" in out.err, out
+
+
 def test_large_reliable_frames_cross_processes_intact_with_the_profile(ros_env):
     """30 reliable 512x1024 rgb8 frames from a writer configured as the node configures itself."""
     frames, height, width = 30, 512, 1024

@@ -26,10 +26,18 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def exports(env: dict[str, str]) -> list[str]:
     """The ``export`` lines that give a process started from this shell the node's profile."""
+    from mtl_perception.errors import UserError
+    from mtl_perception.inference.cache import CACHE_ENV, default_cache_dir
     from mtl_perception.ros.middleware import PROFILE_ENVS, configure_fastdds
 
     configured = dict(env)
-    setup = configure_fastdds(configured)
+    try:
+        setup = configure_fastdds(configured)
+    except OSError as exc:  # the driver needs a file that outlives this command: no temporary fallback
+        raise UserError(
+            f"cannot write the profile into {default_cache_dir()} ({exc.strerror or exc}): "
+            f"set {CACHE_ENV} to a writable folder"
+        ) from exc
     print(f"# {setup.note}", file=sys.stderr)
     if setup.profile is None:
         return []
