@@ -653,7 +653,7 @@ def test_skipped_frames_are_booked_and_an_idle_node_says_why_nothing_comes_out()
 
 
 def test_image_transport_latency_is_reported_over_the_window_and_nan_where_unknown():
-    """writer -> middleware of the images: what a camera driver's Fast DDS set-up costs."""
+    """The images' writer -> node's callback time: what a camera driver's Fast DDS set-up costs."""
     from builtin_interfaces.msg import Time
 
     from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics

@@ -50,7 +50,7 @@ class Snapshot:
     failure: str = ""  # the node can no longer process frames (the worker stopped)
     skipped: int = 0
     idle: bool = False  # frames skipped in the window and none published: nobody listens
-    transport_ms: tuple[float, float] = (float("nan"), float("nan"))  # p50, p95 writer -> node's middleware
+    transport_ms: tuple[float, float] = (float("nan"), float("nan"))  # p50, p95 writer's write -> node's callback
 
 
 class FrameStats:
@@ -61,7 +61,7 @@ class FrameStats:
         self._clock = clock
         self._lock = threading.Lock()
         self._arrivals: deque[float] = deque()
-        self._transports: deque[tuple[float, float]] = deque()  # (t, writer -> middleware s)
+        self._transports: deque[tuple[float, float]] = deque()  # (t, writer's write -> callback s)
         self._outputs: deque[tuple[float, ...]] = deque()  # (t, receive->publish, stamp->publish, pipeline) s
         self._received = self._processed = self._dropped = self._rejected = self._skipped = 0
         self._last_skip_t: float | None = None
@@ -80,7 +80,7 @@ class FrameStats:
 
     def received(self, replaced_unprocessed: bool, transport_s: float | None = None) -> None:
         """A frame arrived; ``replaced_unprocessed``: it displaced one the worker never took;
-        ``transport_s``: from its writer's write to this process's middleware (None: unknown)."""
+        ``transport_s``: from its writer's write to the node's callback (None: unknown)."""
         with self._lock:
             now = self._clock()
             self._received += 1
