@@ -726,3 +726,29 @@ def test_an_oversized_compressed_frame_is_refused_from_its_header(harness, in_pr
     report = harness.wait_for(refused, timeout=60, period=1.0)
     assert report and f"image {3 * W}x{3 * H} has more than max_input_pixels" in report[-1]["last_error"]
     harness.unsubscribe(["semantic/labels"])
+
+
+def test_images_lost_on_the_way_warn_while_in_the_window_and_stay_counted():
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from mtl_perception.ros.diagnostics import FrameStats, to_diagnostics
+
+    now = [0.0]
+    stats = FrameStats(window_s=5.0, clock=lambda: now[0])
+
+    def status(reports_lost: bool = True):
+        s = to_diagnostics(stats.snapshot(), Time(), "n", "/cam/image", {}, reports_lost=reports_lost).status[0]
+        return s, {kv.key: kv.value for kv in s.values}
+
+    stats.lost(3)  # none received yet: the loss is the news, not "waiting for images"
+    stats.lost(2)
+    s, v = status()
+    assert s.level == DiagnosticStatus.WARN and s.message.startswith("5 image(s) on /cam/image lost on the way")
+    assert "mtl-perception fastdds-profile" in s.message and v["frames_lost_in_transport"] == "5"
+    now[0] += 6.0
+    stats.received(False)
+    stats.published(0.01, 0.01, 0.005)
+    s, v = status()
+    assert s.level == DiagnosticStatus.OK and v["frames_lost_in_transport"] == "5"  # out of the window, still counted
+    assert status(reports_lost=False)[1]["frames_lost_in_transport"] == "not reported by this middleware"

@@ -7,7 +7,8 @@ Checked against rclpy's sources of Humble (3.3), Jazzy (7.1) and Kilted (9.1):
   stored once every callback accepted them. The pre/post variants came with Iron.
 - Subscription callbacks taking a ``MessageInfo`` (the middleware's reception time, the
   writer's source time) came with Iron; Humble's executor hands the callback the message alone.
-- ``PublisherEventCallbacks`` lives in ``rclpy.qos_event`` on Humble, ``rclpy.event_handler``
+- ``PublisherEventCallbacks``, ``SubscriptionEventCallbacks`` (``message_lost`` included) and
+  ``UnsupportedEventTypeError`` live in ``rclpy.qos_event`` on Humble, ``rclpy.event_handler``
   from Iron on (``qos_event`` is a deprecated alias there); ``use_default_callbacks`` exists
   on all three.
 
@@ -26,9 +27,9 @@ from typing import Any, Callable
 from rcl_interfaces.msg import SetParametersResult
 
 try:  # Iron and later
-    from rclpy.event_handler import PublisherEventCallbacks
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks, UnsupportedEventTypeError
 except ImportError:  # Humble
-    from rclpy.qos_event import PublisherEventCallbacks
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.subscription import Subscription
@@ -59,16 +60,31 @@ def add_parameter_callbacks(node: Node, validate: Validate, apply: Apply) -> Non
 
 
 def subscribe_with_message_times(
-    node: Node, msg_type: type, topic: str, callback: Callable[[Any, int, int | None], None], qos: Any
-) -> Subscription:
+    node: Node, msg_type: type, topic: str, callback: Callable[[Any, int, int | None], None], qos: Any,
+    on_lost: Callable[[int], None] | None = None,
+) -> tuple[Subscription, bool]:
     """``callback(msg, received_ns, sent_ns)``: when the middleware received it and when its
     writer wrote it (Iron and later), else when the callback runs and None (Humble); system
-    time in ns, each on its own host's clock."""
+    time in ns, each on its own host's clock.
+
+    ``on_lost(n)``: the middleware found ``n`` more messages of this topic lost on the way
+    (gaps in a writer's sequence numbers: best-effort samples whose fragments never all
+    arrived). Returns the subscription and whether the middleware reports losses (Fast DDS
+    does; under an RMW that does not, the subscription comes without it).
+    """
     if hasattr(Subscription, "CallbackType"):
-        return node.create_subscription(
-            msg_type, topic, lambda msg, info: callback(msg, info["received_timestamp"], info["source_timestamp"]), qos
-        )
-    return node.create_subscription(msg_type, topic, lambda msg: callback(msg, time.time_ns(), None), qos)
+        def on_message(msg: Any, info: Any) -> None:
+            callback(msg, info["received_timestamp"], info["source_timestamp"])
+    else:
+        def on_message(msg: Any) -> None:
+            callback(msg, time.time_ns(), None)
+    if on_lost is not None:
+        events = SubscriptionEventCallbacks(message_lost=lambda status: on_lost(status.total_count_change))
+        try:
+            return node.create_subscription(msg_type, topic, on_message, qos, event_callbacks=events), True
+        except UnsupportedEventTypeError:
+            pass
+    return node.create_subscription(msg_type, topic, on_message, qos), False
 
 
 def without_event_handlers() -> PublisherEventCallbacks:

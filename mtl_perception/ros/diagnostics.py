@@ -23,6 +23,14 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from mtl_perception.ros.faults import Fault
 
 WINDOW_S = 5.0
+#: Why images get lost between a camera driver and the node, and what to do (README, "Give the
+#: camera driver the same profile"): best-effort 1024x2048 rgb8 from a driver with Fast DDS's
+#: default 512 KiB segment: 264 of 264 lost; 512x1024: 271 of 279; none with the profile.
+LOST_HINT = (
+    "a camera driver on this host that sends images over 512 KiB needs the node's Fast DDS profile "
+    '(start it after: eval "$(mtl-perception fastdds-profile)"); over a network, best-effort images '
+    "this large need reliable QoS or a faster link"
+)
 #: No image for this long after images flowed: the camera (or its remapping) is gone.
 STALE_INPUT_S = 3.0
 
@@ -51,6 +59,8 @@ class Snapshot:
     skipped: int = 0
     idle: bool = False  # frames skipped in the window and none published: nobody listens
     transport_ms: tuple[float, float] = (float("nan"), float("nan"))  # p50, p95 writer's write -> node's callback
+    lost: int = 0  # images the middleware reported lost on the way, since start
+    lost_in_window: int = 0
 
 
 class FrameStats:
@@ -62,6 +72,8 @@ class FrameStats:
         self._lock = threading.Lock()
         self._arrivals: deque[float] = deque()
         self._transports: deque[tuple[float, float]] = deque()  # (t, writer's write -> callback s)
+        self._losses: deque[tuple[float, int]] = deque()  # (t, images lost on the way)
+        self._lost = 0
         self._outputs: deque[tuple[float, ...]] = deque()  # (t, receive->publish, stamp->publish, pipeline) s
         self._received = self._processed = self._dropped = self._rejected = self._skipped = 0
         self._last_skip_t: float | None = None
@@ -75,6 +87,8 @@ class FrameStats:
             self._arrivals.popleft()
         while self._transports and self._transports[0][0] < now - self._window:
             self._transports.popleft()
+        while self._losses and self._losses[0][0] < now - self._window:
+            self._losses.popleft()
         while self._outputs and self._outputs[0][0] < now - self._window:
             self._outputs.popleft()
 
@@ -88,6 +102,14 @@ class FrameStats:
             self._arrivals.append(now)
             if transport_s is not None:
                 self._transports.append((now, transport_s))
+            self._trim(now)
+
+    def lost(self, count: int) -> None:
+        """The middleware found ``count`` more images lost between their writer and the node."""
+        with self._lock:
+            now = self._clock()
+            self._lost += count
+            self._losses.append((now, count))
             self._trim(now)
 
     def published(self, receive_to_publish_s: float, stamp_to_publish_s: float, pipeline_s: float) -> None:
@@ -145,6 +167,8 @@ class FrameStats:
                 stamp_to_publish_ms=stamp,
                 pipeline_ms=pipeline,
                 transport_ms=transport,
+                lost=self._lost,
+                lost_in_window=sum(n for _, n in self._losses),
                 received=self._received,
                 processed=self._processed,
                 dropped=self._dropped,
@@ -180,6 +204,11 @@ def _level_and_message(snap: Snapshot, image_topic: str, loading: str) -> tuple[
         return DiagnosticStatus.WARN, loading
     if snap.errors_since_last:
         return DiagnosticStatus.ERROR, f"{snap.errors_since_last} frame(s) rejected: {snap.last_error}"
+    if snap.lost_in_window:
+        return DiagnosticStatus.WARN, (
+            f"{snap.lost_in_window} image(s) on {image_topic} lost on the way in the last {WINDOW_S:.0f} s, "
+            f"{snap.received} received since start: {LOST_HINT}"
+        )
     if snap.received == 0:
         return DiagnosticStatus.OK, f"waiting for images on {image_topic}"
     if snap.input_age_s is None or snap.input_age_s > STALE_INPUT_S:
@@ -192,10 +221,12 @@ def _level_and_message(snap: Snapshot, image_topic: str, loading: str) -> tuple[
 
 
 def to_diagnostics(
-    snap: Snapshot, stamp: Time, name: str, image_topic: str, info: dict[str, str], loading: str = ""
+    snap: Snapshot, stamp: Time, name: str, image_topic: str, info: dict[str, str], loading: str = "",
+    reports_lost: bool = True,
 ) -> DiagnosticArray:
     """One DiagnosticArray with one status; ``info`` adds fixed facts (backend, device, model);
-    ``loading``: the model is still loading (WARN with that message: no output yet)."""
+    ``loading``: the model is still loading (WARN with that message: no output yet);
+    ``reports_lost``: the middleware tells the node about images lost on the way."""
     level, message = _level_and_message(snap, image_topic, loading)
     values = {
         "input_rate_hz": f"{snap.input_rate_hz:.2f}",
@@ -213,6 +244,7 @@ def to_diagnostics(
         "frames_dropped": str(snap.dropped),
         "frames_rejected": str(snap.rejected),
         "frames_skipped": str(snap.skipped),
+        "frames_lost_in_transport": str(snap.lost) if reports_lost else "not reported by this middleware",
         "window_s": f"{WINDOW_S:.0f}",
         **info,
         "last_error": snap.last_error,

@@ -190,6 +190,7 @@ class CameraInput:
     subscription: Subscription | None = None
     camera_info: CameraInfo | None = None
     camera_state: str = "training camera"
+    reports_lost: bool = False  # the middleware reports images lost on the way (diagnostics)
     last_topics: list[str] = field(default_factory=list)
 
     def topic(self, relative: str) -> str:
@@ -296,10 +297,12 @@ class PerceptionNode(Node):
 
     def _subscribe_image(self, camera: CameraInput) -> Subscription:
         profile = qos.profile(camera.reliability, self._values["image_qos_depth"])
-        return subscribe_with_message_times(
+        subscription, camera.reports_lost = subscribe_with_message_times(
             self, self._image_type, camera.image_topic,
             lambda msg, _received_ns, sent_ns: self._on_image(camera, msg, sent_ns), profile,
+            on_lost=camera.stats.lost,
         )
+        return subscription
 
     def _adapt_image_qos(self, subscribe: bool = True) -> None:
         """Follow the reliability of each camera's writers (``image_qos_reliability: auto``)."""
@@ -348,7 +351,9 @@ class PerceptionNode(Node):
                 "image_qos": f"{camera.reliability}, keep last {self._values['image_qos_depth']}",
             }
             name = f"{self.get_name()}: {camera.name or 'pipeline'}"
-            array = to_diagnostics(camera.stats.snapshot(), stamp, name, camera.image_topic, info, loading)
+            array = to_diagnostics(
+                camera.stats.snapshot(), stamp, name, camera.image_topic, info, loading, camera.reports_lost
+            )
             report.header = array.header
             report.status.extend(array.status)
         self._diagnostics.publish(report)
