@@ -2,9 +2,10 @@
 
 The node gives its own participant a 32 MiB shared-memory segment (``middleware.py``), but a
 sample is sent through the segment of the participant that writes it: the camera driver's.
-With Fast DDS's default 512 KiB segment a 1024x2048 rgb8 image (6 MiB) waits for reliable
-repairs before the node even sees it (``mtl-perception bench node --qos``: the transport rows
-with the camera as shipped). ``eval "$(mtl-perception fastdds-profile)"`` before starting the
+With Fast DDS's default 512 KiB segment a reliable 1024x2048 rgb8 image (6 MiB) waits for
+repairs before the node even sees it, and best-effort ones are lost (``mtl-perception bench
+node --qos``: the transport rows with the camera as shipped; the node's ``/diagnostics`` shows
+both: ``latency_transport``, ``frames_lost_in_transport``). ``eval "$(mtl-perception fastdds-profile)"`` before starting the
 driver sets the same profile there, in the variable the installed Fast DDS reads.
 
 Prints ``export NAME=PATH`` lines on stdout, nothing else, so ``eval`` is safe; why nothing was

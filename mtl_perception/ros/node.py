@@ -319,8 +319,8 @@ class PerceptionNode(Node):
 
     def _on_image(self, camera: CameraInput, msg: Image | CompressedImage, sent_ns: int | None) -> None:
         """Store the newest frame, and how long it took from the writer's write to this callback:
-        the image's transport cost (45-52 ms for 1024x2048 from a driver with Fast DDS's default
-        segment, 12-13 with the node's: ``fastdds_command.py``). Not to rmw's reception time:
+        the image's transport cost (47-48 ms for 1024x2048 from a driver with Fast DDS's default
+        segment, 6.6-6.7 with the node's: ``fastdds_command.py``). Not to rmw's reception time:
         that is 1-2 ms after the write with either segment, so it misses where the time goes
         (docs/measurements.md)."""
         transport_s = None if not sent_ns else (time.time_ns() - sent_ns) * 1e-9
