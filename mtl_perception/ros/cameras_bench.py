@@ -165,15 +165,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from mtl_perception.data.synth.generate import render_image
     from mtl_perception.errors import UserError
     from mtl_perception.ros import conversions as conv
-    from mtl_perception.ros.middleware import configure_fastdds
+    from mtl_perception.ros.middleware import configure_camera_process
     from mtl_perception.ros.node_bench import _ros_env
 
     if args.cameras < 1 or args.rate <= 0 or args.seconds <= 0:
         raise UserError("--cameras must be >= 1, --rate and --seconds > 0")
     (h, w), = parse_sizes(args.size, "--size")
-    # This process plays every camera through one participant: its writers share one segment,
-    # so give it the one a camera driver should have (fastdds_command.py), as bench node does.
-    middleware = configure_fastdds().note
+    middleware = configure_camera_process()  # every camera's writer shares this one participant's segment
     env = _ros_env()
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     names = [f"cam{i}" for i in range(args.cameras)]

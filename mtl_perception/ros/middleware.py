@@ -111,6 +111,17 @@ def configure_fastdds(
     return FastDDSSetup(path, f"Fast DDS profile {path} set in {' and '.join(names)} ({version})")
 
 
+def configure_camera_process() -> str:
+    """For a process that plays the camera (benches, the live bag replay): its image writer gets
+    the segment a camera driver should have (``fastdds_command.py``), so its latencies are those
+    of a configured vehicle. Before the process's first participant; returns the line to report.
+    An unwritable cache folder leaves Fast DDS as shipped and says so."""
+    try:
+        return configure_fastdds().note
+    except OSError as exc:
+        return f"Fast DDS as shipped: profile not written ({exc}); images over 512 KiB arrive slower"
+
+
 def shared_memory_segments(maps: str = "/proc/self/maps") -> list[int] | None:
     """Sizes (bytes) of the Fast DDS shared-memory segments this process mapped; None off Linux."""
     try:

@@ -56,7 +56,7 @@ import numpy as np
 
 from mtl_perception.benchmarks.base import Benchmark, bench_model, parse_sizes
 from mtl_perception.process import ChildProcess
-from mtl_perception.ros.middleware import configure_fastdds
+from mtl_perception.ros.middleware import configure_camera_process, configure_fastdds
 
 START_TIMEOUT_S = 300.0
 FRAME_TIMEOUT_S = 30.0
@@ -571,9 +571,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.frames < 1 or args.warmup < 0 or args.stream_seconds < 0:
         raise UserError("--frames must be >= 1, --warmup and --stream-seconds >= 0")
     qos_sizes = parse_sizes(args.qos_sizes, "--qos-sizes") if args.qos else []
-    # This process plays the camera: give its writer the segment a camera driver sending
-    # megabyte images should have (see middleware.py); the node sets its own.
-    middleware = configure_fastdds().note
+    middleware = configure_camera_process()  # the node sets its own
     env = _ros_env()
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     results: dict[str, Any] = {"ros_domain_id": int(env["ROS_DOMAIN_ID"]), "middleware": middleware, **_ros_versions()}

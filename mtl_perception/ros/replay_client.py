@@ -12,24 +12,13 @@ import threading
 import time
 from typing import Any, Mapping
 
+from mtl_perception.ros.middleware import configure_camera_process
+
 
 def message_class(type_name: str) -> type:
     """The rclpy message class of a ROS type name such as ``sensor_msgs/msg/Image``."""
     package, kind, name = type_name.split("/")
     return getattr(importlib.import_module(f"{package}.{kind}"), name)
-
-
-def _camera_fastdds() -> None:
-    """This process plays the camera: give its writer the segment a camera driver should have
-    (``fastdds_command.py``), or a 1024x2048 image would wait ~40 ms longer in Fast DDS than
-    on a configured vehicle and the report's latency would say so. Before this process's first
-    participant: Fast DDS reads the profile once."""
-    from mtl_perception.ros.middleware import configure_fastdds
-
-    try:
-        configure_fastdds()
-    except OSError as exc:  # an unwritable cache folder: replay with Fast DDS's defaults
-        print(f"bag replay: Fast DDS profile not written ({exc}); images over 512 KiB replay slower", file=sys.stderr)
 
 
 class ReplayClient:
@@ -43,7 +32,7 @@ class ReplayClient:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
 
-        _camera_fastdds()
+        print(f"bag replay: {configure_camera_process()}", file=sys.stderr)  # before the first participant
         self.context = Context()
         rclpy.init(args=[], context=self.context)  # not sys.argv: those are this command's arguments
         self.node = rclpy.create_node("mtl_bag_replay", namespace=namespace, context=self.context)
